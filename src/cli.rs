@@ -1,0 +1,223 @@
+//! The command line, as clap definitions only: the doc comments here are `--help`.
+//!
+//! Values are parsed at the edge (durations with humantime, signals by name or number), so a bad
+//! value is a usage error that names it; checks that involve several options live in `config`.
+
+// The doc comments below are the user's help text, not rustdoc: no Markdown backticks there.
+#![allow(clippy::doc_markdown)]
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use nix::sys::signal::Signal;
+
+use crate::exit;
+
+/// Run a command while holding a Redis lease: one Redis node, or a Redlock quorum of several.
+///
+/// rlock takes the lock KEY, runs COMMAND with the lease's token and fencing token in its
+/// environment, keeps the lease extended while COMMAND runs, stops COMMAND if the lease cannot be
+/// kept, and releases the lease when COMMAND exits. If the lock is busy, COMMAND does not run.
+///
+/// Examples:
+///
+///   $ rlock -k nightly-report -- ./report.sh          # in a crontab on several hosts: one runs
+///   $ rlock -k deploy -w 10m -- make deploy            # wait up to 10 minutes for the lock
+///   $ rlock -k db -c 'pg_dump app > /backup/app.sql'   # a shell command line
+///   $ rlock -k job -r redis://a:6379 -r redis://b:6379 -r redis://c:6379 -- ./job   # Redlock
+///
+/// The command's environment gets RLOCK_KEY, RLOCK_TOKEN, RLOCK_FENCE (a number that rises with
+/// every grant: pass it to the resource you protect and have it refuse lower ones), RLOCK_REDIS,
+/// RLOCK_PREFIX and RLOCK_TTL.
+#[derive(Parser, Debug)]
+#[command(
+    name = "rlock",
+    version,
+    override_usage = "rlock [OPTIONS] -k <KEY> -- <COMMAND> [ARGS]...\n       \
+                      rlock [OPTIONS] -k <KEY> -c <SHELL COMMAND>",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    arg_required_else_help = true,
+    after_long_help = exit::HELP,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do (default: run).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Run mode's options, when no subcommand is given.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// rlock's subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a command while holding the lock (what `rlock` alone does).
+    ///
+    /// Example:
+    ///
+    ///   $ rlock run -k nightly-report -- ./report.sh
+    #[command(
+        override_usage = "rlock run [OPTIONS] -k <KEY> -- <COMMAND> [ARGS]...\n       \
+                          rlock run [OPTIONS] -k <KEY> -c <SHELL COMMAND>",
+        after_long_help = exit::HELP
+    )]
+    Run(RunArgs),
+}
+
+/// Options of run mode.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Options that name the lock and its lease.
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// How long to wait for a busy lock: a duration, or "forever".
+    ///
+    /// 0 (the default) gives up at once, as a cron job that should be skipped if the previous run
+    /// is still going wants.
+    #[arg(short, long, env = "RLOCK_WAIT", value_name = "DURATION", default_value = "0", value_parser = parse_wait)]
+    pub wait: Wait,
+
+    /// Exit status when the lock is busy.
+    ///
+    /// `-E 0` makes a skipped run silent and successful.
+    #[arg(short = 'E', long, value_name = "N", default_value_t = exit::BUSY)]
+    pub conflict_exit_code: u8,
+
+    /// The signal that stops the command when the lease cannot be kept (name or number).
+    ///
+    /// It is also sent to whatever is left of the command's process group after the command
+    /// exits, and to the command if rlock itself is killed.
+    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal, help_heading = "Stopping")]
+    pub kill_signal: Signal,
+
+    /// Grace between --kill-signal and SIGKILL [default: 5s, or a quarter of the TTL if less].
+    ///
+    /// It must fit in half the TTL, so that the command is dead before the lease can expire.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Stopping")]
+    pub kill_after: Option<Duration>,
+
+    /// Run SHELL COMMAND with `sh -c` instead of COMMAND.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "SHELL COMMAND",
+        conflicts_with = "command"
+    )]
+    pub shell: Option<String>,
+
+    /// The command to run and its arguments, after `--`.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// Options that every command working on a lock shares.
+#[derive(Args, Debug)]
+pub struct LockArgs {
+    /// The lock's name: non-empty UTF-8, at most 1024 bytes, no control characters.
+    #[arg(short, long, env = "RLOCK_KEY")]
+    pub key: String,
+
+    /// Redis node URL; give it several times (or comma-separated) for a Redlock quorum.
+    ///
+    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB]. Prefer RLOCK_REDIS for URLs with passwords:
+    /// the command line is visible to every user in `ps`.
+    #[arg(
+        short,
+        long = "redis",
+        env = "RLOCK_REDIS",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis: Vec<String>,
+
+    /// Lease time to live: how long the lock outlives an rlock that stops extending it.
+    ///
+    /// humantime syntax: 500ms, 30s, 2m, 1h 30m. At least 100ms, at most 24h.
+    #[arg(short, long, env = "RLOCK_TTL", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub ttl: Duration,
+
+    /// Namespace for the lock's Redis keys.
+    #[arg(
+        long,
+        env = "RLOCK_PREFIX",
+        value_name = "PREFIX",
+        default_value = "rlock:"
+    )]
+    pub prefix: String,
+
+    /// Say what happens on stderr: acquired, extended, released.
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Print no warnings (errors are always printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// How long to wait for a busy lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Up to this long (zero: not at all).
+    For(Duration),
+    /// Until the lock is free, however long.
+    Forever,
+}
+
+/// Parses a humantime duration.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("'{text}' is not a duration ({e}); use e.g. 500ms, 30s, 2m, 1h 30m"))
+}
+
+/// Parses `--wait`: a duration, `0`, or `forever`.
+fn parse_wait(text: &str) -> Result<Wait, String> {
+    match text.trim() {
+        "forever" | "inf" | "infinity" => Ok(Wait::Forever),
+        "0" => Ok(Wait::For(Duration::ZERO)),
+        _ => parse_duration(text).map(Wait::For),
+    }
+}
+
+/// Parses a signal name or number.
+fn parse_signal(text: &str) -> Result<Signal, String> {
+    crate::signals::parse(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn wait_accepts_zero_durations_and_forever() {
+        assert_eq!(parse_wait("0"), Ok(Wait::For(Duration::ZERO)));
+        assert_eq!(parse_wait("forever"), Ok(Wait::Forever));
+        assert_eq!(parse_wait("1m 30s"), Ok(Wait::For(Duration::from_secs(90))));
+        assert!(parse_wait("soon").unwrap_err().contains("'soon'"));
+    }
+
+    #[test]
+    fn run_mode_is_the_default_and_explicit_run_is_the_same() {
+        let implicit = Cli::try_parse_from(["rlock", "-k", "job", "--", "true"]).unwrap();
+        assert!(implicit.command.is_none());
+        assert_eq!(implicit.run.lock.key, "job");
+        assert_eq!(implicit.run.command, ["true"]);
+        let explicit = Cli::try_parse_from(["rlock", "run", "-k", "job", "--", "true"]).unwrap();
+        let Some(Command::Run(run)) = explicit.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.command, ["true"]);
+    }
+}

@@ -1,0 +1,250 @@
+//! Command-line values turned into validated settings; checks across options live here.
+//!
+//! Everything the user can get wrong is rejected here, before any connection is made, with a
+//! usage error (exit 2) that names the bad value and says what would be right.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{LockArgs, RunArgs, Wait};
+use crate::exit;
+use crate::lease::quorum;
+use crate::log::{self, Level};
+use crate::supervise::StopPolicy;
+
+/// The shortest lease accepted: below it, network round trips eat the lease.
+pub const MIN_TTL: Duration = Duration::from_millis(100);
+/// The longest lease accepted: longer ones are almost surely a typo, and a crashed holder would
+/// block everyone for that long.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The longest lock name, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+/// The default grace between the stop signal and `SIGKILL`, for TTLs of 20 s and more.
+pub const DEFAULT_KILL_AFTER: Duration = Duration::from_secs(5);
+
+/// Which lock, where, and for how long.
+#[derive(Clone, Debug)]
+pub struct LockSettings {
+    /// The lock's name.
+    pub key: String,
+    /// The namespace of its Redis keys.
+    pub prefix: String,
+    /// The nodes' URLs (credentials included).
+    pub urls: Vec<String>,
+    /// The lease TTL.
+    pub ttl: Duration,
+}
+
+/// Everything run mode needs.
+#[derive(Debug)]
+pub struct RunSettings {
+    /// The lock.
+    pub lock: LockSettings,
+    /// How long to wait for a busy lock.
+    pub wait: Wait,
+    /// The exit status when busy.
+    pub conflict_exit_code: u8,
+    /// How to stop the command.
+    pub stop: StopPolicy,
+    /// The program to run.
+    pub program: OsString,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+}
+
+/// Validates the options every lock command shares, and applies `-q`/`-v`.
+pub fn lock(args: &LockArgs) -> Result<LockSettings> {
+    log::set_level(match (args.quiet, args.verbose) {
+        (true, _) => Level::Quiet,
+        (_, true) => Level::Verbose,
+        _ => Level::Normal,
+    });
+    check_key(&args.key)?;
+    if args.prefix.len() > MAX_KEY_LEN || args.prefix.chars().any(char::is_control) {
+        return Err(exit::usage(format!(
+            "invalid --prefix {:?}: at most {MAX_KEY_LEN} bytes, no control characters",
+            args.prefix
+        )));
+    }
+    if args.ttl < MIN_TTL || args.ttl > MAX_TTL {
+        return Err(exit::usage(format!(
+            "--ttl {} is out of range: a lease lasts from {} to {}",
+            humantime::format_duration(args.ttl),
+            humantime::format_duration(MIN_TTL),
+            humantime::format_duration(MAX_TTL)
+        )));
+    }
+    let urls: Vec<String> = args.redis.iter().map(|u| u.trim().to_owned()).collect();
+    if urls.iter().any(String::is_empty) {
+        return Err(exit::usage(
+            "an empty Redis URL was given (check --redis and RLOCK_REDIS for stray commas)",
+        ));
+    }
+    match urls.len() {
+        2 => log::warning!(
+            "2 Redis nodes tolerate no failure (both must answer); use 3 to tolerate one"
+        ),
+        n if n > 2 && n % 2 == 0 => log::warning!(
+            "{n} Redis nodes tolerate as many failures as {}; {} would tolerate one more",
+            n - 1,
+            n + 1
+        ),
+        _ => {}
+    }
+    Ok(LockSettings {
+        key: args.key.clone(),
+        prefix: args.prefix.clone(),
+        urls,
+        ttl: args.ttl,
+    })
+}
+
+/// Validates run mode's options.
+pub fn run(args: RunArgs) -> Result<RunSettings> {
+    let lock = lock(&args.lock)?;
+    let limit = lock.ttl / 2;
+    let kill_after = match args.kill_after {
+        Some(grace) if grace > limit => {
+            return Err(exit::usage(format!(
+                "--kill-after {} does not fit in --ttl {}: it may be at most half the TTL ({}), so that \
+                 the command is dead before the lease can expire",
+                humantime::format_duration(grace),
+                humantime::format_duration(lock.ttl),
+                humantime::format_duration(limit)
+            )));
+        }
+        Some(grace) => grace,
+        None => DEFAULT_KILL_AFTER.min(lock.ttl / 4),
+    };
+    debug_assert!(kill_after < quorum::lifetime(lock.ttl));
+    let (program, arguments) = match (args.shell, args.command.split_first()) {
+        (Some(line), _) => ("sh".into(), vec!["-c".into(), line.into()]),
+        (None, Some((program, rest))) => (program.clone(), rest.to_vec()),
+        (None, None) => {
+            return Err(exit::usage(
+                "no command given: use 'rlock -k KEY -- COMMAND [ARGS]...' or 'rlock -k KEY -c \"SHELL LINE\"'",
+            ));
+        }
+    };
+    Ok(RunSettings {
+        lock,
+        wait: args.wait,
+        conflict_exit_code: args.conflict_exit_code,
+        stop: StopPolicy {
+            signal: args.kill_signal,
+            grace: kill_after,
+        },
+        program,
+        args: arguments,
+    })
+}
+
+/// A lock name is non-empty UTF-8 of at most 1024 bytes without control characters.
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(exit::usage("the lock name (--key or RLOCK_KEY) is empty"));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(exit::usage(format!(
+            "the lock name is {} bytes long; at most {MAX_KEY_LEN} are allowed",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(exit::usage(format!(
+            "the lock name {key:?} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn settings(argv: &[&str]) -> Result<RunSettings> {
+        let cli = Cli::try_parse_from(argv).expect("parses");
+        run(match cli.command {
+            Some(Command::Run(run_args)) => run_args,
+            None => cli.run,
+        })
+    }
+
+    fn usage_message(argv: &[&str]) -> String {
+        let err = settings(argv).expect_err("should be refused");
+        assert_eq!(exit::code_of(&err), exit::USAGE, "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn the_default_kill_after_shrinks_to_fit_short_leases() {
+        let s = settings(&["rlock", "-t", "1s", "-k", "x", "--", "true"]).unwrap();
+        assert_eq!(s.stop.grace, Duration::from_millis(250));
+        let s = settings(&["rlock", "-k", "x", "--", "true"]).unwrap();
+        assert_eq!(s.stop.grace, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_explicit_kill_after_must_fit_in_half_the_ttl() {
+        let msg = usage_message(&[
+            "rlock",
+            "-t",
+            "2s",
+            "--kill-after",
+            "5s",
+            "-k",
+            "x",
+            "--",
+            "true",
+        ]);
+        assert!(
+            msg.contains("--kill-after 5s does not fit in --ttl 2s"),
+            "{msg}"
+        );
+        assert!(
+            settings(&[
+                "rlock",
+                "-t",
+                "2s",
+                "--kill-after",
+                "1s",
+                "-k",
+                "x",
+                "--",
+                "true"
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_leases_and_names_are_usage_errors() {
+        assert!(
+            usage_message(&["rlock", "-t", "0s", "-k", "x", "--", "true"]).contains("--ttl 0s")
+        );
+        assert!(
+            usage_message(&["rlock", "-t", "400d", "-k", "x", "--", "true"])
+                .contains("out of range")
+        );
+        assert!(usage_message(&["rlock", "-k", "", "--", "true"]).contains("empty"));
+        assert!(usage_message(&["rlock", "-k", "a\nb", "--", "true"]).contains("control"));
+        let long = "k".repeat(1025);
+        assert!(usage_message(&["rlock", "-k", &long, "--", "true"]).contains("1025 bytes"));
+        assert!(usage_message(&["rlock", "-k", "x"]).contains("no command given"));
+        assert!(
+            usage_message(&["rlock", "-r", "redis://a,", "-k", "x", "--", "true"])
+                .contains("empty Redis URL")
+        );
+    }
+
+    #[test]
+    fn a_shell_line_runs_with_sh_c() {
+        let s = settings(&["rlock", "-k", "x", "-c", "echo hi"]).unwrap();
+        assert_eq!(s.program, "sh");
+        assert_eq!(s.args, ["-c", "echo hi"]);
+    }
+}

@@ -1,0 +1,115 @@
+//! Every exit status rlock can return, in one table.
+//!
+//! The codes follow what users of `flock(1)`, `timeout(1)` and the shell already know: the command's
+//! own status passes through (128+N for a death by signal N), 124 says "stopped for time" as
+//! `timeout(1)` does, 126/127 are the shell's "cannot execute" / "not found", and the lock's own
+//! outcomes take the `sysexits.h` codes cron wrappers conventionally use (69 unavailable, 75 try
+//! again). Nothing else in the crate returns a literal status: it names one of these constants.
+
+use std::fmt;
+
+/// Usage error: a bad flag, value or combination of options.
+pub const USAGE: u8 = 2;
+/// Redis could not be reached, or answered with an error, on enough nodes to decide anything.
+pub const UNAVAILABLE: u8 = 69;
+/// The lock is held by someone else (not acquired within `--wait`); `-E` changes it.
+pub const BUSY: u8 = 75;
+/// The lease could not be kept, so the command was stopped.
+pub const LEASE_LOST: u8 = 124;
+/// Any other failure of rlock itself.
+pub const FAILURE: u8 = 125;
+/// The command was found but could not be executed.
+pub const NOT_EXECUTABLE: u8 = 126;
+/// The command was not found.
+pub const NOT_FOUND: u8 = 127;
+
+/// The exit-status section of `--help` (and later the man page); a test checks it lists every code.
+pub const HELP: &str = "\
+Exit status:
+  N        the command ran: its own exit status, or 128+N if it died of signal N
+  2        usage error (bad option, value or combination)
+  69       Redis unreachable or answered with an error: rlock could not tell whether the lock was free
+  75       lock busy: not acquired within --wait (change it with -E)
+  124      the lease could not be kept: the command was stopped
+  125      other failure of rlock itself
+  126      the command was found but is not executable
+  127      the command was not found";
+
+/// An error that carries the exit status it should end the process with.
+///
+/// It travels inside an `anyhow::Error` so that context added on the way up is kept, and
+/// [`code_of`] finds it again at the top.
+#[derive(Debug)]
+pub struct Coded {
+    /// The process exit status.
+    pub code: u8,
+    message: String,
+}
+
+impl fmt::Display for Coded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Coded {}
+
+/// An error ending rlock with `code`.
+pub fn error(code: u8, message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Coded {
+        code,
+        message: message.into(),
+    })
+}
+
+/// A usage error (exit 2) with `message`.
+pub fn usage(message: impl Into<String>) -> anyhow::Error {
+    error(USAGE, message)
+}
+
+/// The status an error should end the process with: the innermost [`Coded`] in its chain, or
+/// [`FAILURE`] for anything unforeseen.
+pub fn code_of(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(|cause| cause.downcast_ref::<Coded>())
+        .map_or(FAILURE, |coded| coded.code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn a_coded_error_keeps_its_code_under_added_context() {
+        let err = Err::<(), _>(error(UNAVAILABLE, "node down"))
+            .context("acquiring lock 'job'")
+            .unwrap_err();
+        assert_eq!(code_of(&err), UNAVAILABLE);
+        assert_eq!(format!("{err:#}"), "acquiring lock 'job': node down");
+    }
+
+    #[test]
+    fn an_uncoded_error_is_a_failure_of_rlock_itself() {
+        assert_eq!(code_of(&anyhow::anyhow!("surprise")), FAILURE);
+    }
+
+    #[test]
+    fn the_help_text_documents_every_code() {
+        for code in [
+            USAGE,
+            UNAVAILABLE,
+            BUSY,
+            LEASE_LOST,
+            FAILURE,
+            NOT_EXECUTABLE,
+            NOT_FOUND,
+        ] {
+            assert!(
+                HELP.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{code} "))),
+                "exit code {code} is missing from exit::HELP"
+            );
+        }
+    }
+}

@@ -1,0 +1,450 @@
+//! The lease protocol over N independent Redis masters; one node is simply N = 1.
+//!
+//! Every step (acquire, extend, release) is one script sent to all nodes at once, each request with
+//! its own deadline, and judged by majority: single-node mode needs its one node, Redlock mode a
+//! strict majority. Time is measured from before the first send on the boot clock, and a lease is
+//! trusted only until `sent + ttl - drift` (see [`quorum`]). A failed acquisition is undone on
+//! every node that may have granted it, including nodes that timed out (their grant may have
+//! landed); a failed extension deletes nothing, since someone may still rely on the lease.
+//!
+//! Layout: [`scripts`] holds the Lua, [`node`] one connection, [`quorum`] the arithmetic, and
+//! [`fence`] the fencing-token scheme and its argument.
+
+pub mod fence;
+pub mod node;
+pub mod quorum;
+pub mod scripts;
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Result;
+use redis::Value;
+
+use crate::clock::{self, Stamp};
+use crate::exit;
+pub use node::{Node, NodeError};
+use quorum::Verdict;
+
+/// The Redis keys of one lock (see [`scripts`] for the contract).
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// `P{K}`: holds the token.
+    pub lock: String,
+    /// `P{K}:fence`: the fencing counter.
+    pub fence: String,
+    /// `P{K}:holder`: who holds it.
+    pub holder: String,
+}
+
+impl Keys {
+    /// The keys of lock `key` under `prefix`.
+    pub fn new(prefix: &str, key: &str) -> Keys {
+        let lock = format!("{prefix}{{{key}}}");
+        Keys {
+            fence: format!("{lock}:fence"),
+            holder: format!("{lock}:holder"),
+            lock,
+        }
+    }
+}
+
+/// Who takes a lease, recorded beside it for `status`.
+#[derive(Clone, Debug)]
+pub struct Holder {
+    /// This machine's host name.
+    pub host: String,
+    /// The process that holds the lease.
+    pub pid: u32,
+    /// The program's name (only the name: arguments may hold secrets).
+    pub command: String,
+}
+
+/// A lease the nodes granted us.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// The value stored in the lock: 128 random bits, hex-encoded.
+    pub token: String,
+    /// The fencing token.
+    pub fence: u64,
+    /// When the granting request was sent.
+    pub sent: Stamp,
+    /// Until when the lease is valid for us: `sent + ttl - drift`.
+    pub deadline: Stamp,
+    /// How many nodes granted it.
+    pub granted: usize,
+}
+
+/// The outcome of one acquisition attempt that reached enough nodes to judge.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The lease is ours.
+    Acquired(Grant),
+    /// Someone else holds the lock; it expires in at most this long on the nodes that said so.
+    Busy {
+        /// The smallest remaining TTL a busy node reported, if any did.
+        expires_in: Option<Duration>,
+    },
+}
+
+/// The outcome of one extension round.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Extension {
+    /// A majority extended the lease; it is now valid until `deadline`.
+    Kept {
+        /// The new deadline.
+        deadline: Stamp,
+    },
+    /// The lease is gone, and why.
+    Lost(String),
+    /// Not enough nodes answered; the lease may still be ours until its current deadline.
+    Unknown(String),
+}
+
+/// One lock on its nodes: what acquire, extend and release work on.
+pub struct Lock {
+    /// The lock's name, as the user gave it.
+    key: String,
+    keys: Keys,
+    nodes: Vec<Node>,
+    ttl: Duration,
+    timeout: Duration,
+}
+
+impl Lock {
+    /// The lock `key` (under `prefix`) on the nodes at `urls`, with leases of `ttl`. No I/O yet.
+    pub fn new(key: &str, prefix: &str, urls: &[String], ttl: Duration) -> Result<Lock> {
+        let timeout = quorum::node_timeout(ttl);
+        let identify = urls.len() > 1;
+        let mut nodes: Vec<Node> = Vec::with_capacity(urls.len());
+        for url in urls {
+            let node = Node::new(url, timeout, identify).map_err(exit::usage)?;
+            if let Some(twin) = nodes.iter().find(|n| n.addr() == node.addr()) {
+                return Err(exit::usage(format!(
+                    "Redis node {} is listed twice (also as {}): each node must be an independent master",
+                    node.name(),
+                    twin.name()
+                )));
+            }
+            nodes.push(node);
+        }
+        Ok(Lock {
+            key: key.to_owned(),
+            keys: Keys::new(prefix, key),
+            nodes,
+            ttl,
+            timeout,
+        })
+    }
+
+    /// The lock's name.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The lease TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The nodes' URLs as given (credentials included), comma-separated, for `RLOCK_REDIS`.
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(Node::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Tries once to take the lease. `Err` (exit 69) when too few nodes answered to tell.
+    pub fn try_acquire(&mut self, holder: &Holder) -> Result<Attempt> {
+        let token = new_token()?;
+        let n = self.nodes.len();
+        let ttl_ms = millis(self.ttl).to_string();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        let pid = holder.pid.to_string();
+        let sent = clock::now();
+        let deadline = sent + self.timeout;
+        let Lock { keys, nodes, .. } = self;
+        let replies = node::on_all(nodes, |_, node| {
+            let keys = [keys.lock.as_str(), &keys.fence, &keys.holder];
+            let args = [
+                token.as_str(),
+                &ttl_ms,
+                &holder.host,
+                &pid,
+                &holder.command,
+                &since,
+            ];
+            Some(
+                node.eval::<Value>(&scripts::ACQUIRE, &keys, &args, deadline)
+                    .and_then(parse_acquire),
+            )
+        });
+
+        let mut granted = Vec::new();
+        let mut busy = Vec::new();
+        let mut failures = Vec::new();
+        for (i, reply) in replies.into_iter().enumerate() {
+            match reply.expect("no node is skipped") {
+                Ok(Reply::Granted(fence)) => granted.push((i, fence)),
+                Ok(Reply::Busy(pttl)) => busy.push((i, pttl)),
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        if let Err(e) = self.check_independent() {
+            self.undo(&token, &busy);
+            return Err(e);
+        }
+
+        let majority = quorum::majority(n);
+        if granted.len() >= majority {
+            let fence = granted
+                .iter()
+                .map(|&(_, f)| f)
+                .max()
+                .expect("a majority is not empty");
+            let committed = n == 1 || self.commit_fence(&token, fence, &granted) >= majority;
+            let valid = quorum::validity(self.ttl, clock::now().since(sent));
+            if committed && valid.is_some_and(|v| quorum::enough_validity(self.ttl, v)) {
+                let deadline = sent + quorum::lifetime(self.ttl);
+                return Ok(Attempt::Acquired(Grant {
+                    token,
+                    fence,
+                    sent,
+                    deadline,
+                    granted: granted.len(),
+                }));
+            }
+        }
+
+        self.undo(&token, &busy);
+        if granted.len() + busy.len() < majority {
+            return Err(exit::error(
+                exit::UNAVAILABLE,
+                self.unreachable(&failures, granted.len() + busy.len()),
+            ));
+        }
+        let expires_in = busy
+            .iter()
+            .filter_map(|&(_, pttl)| u64::try_from(pttl).ok())
+            .min()
+            .map(Duration::from_millis);
+        Ok(Attempt::Busy { expires_in })
+    }
+
+    /// Extends the lease `token` on all nodes; every request ends by `limit` at the latest.
+    pub fn extend(&mut self, token: &str, limit: Stamp) -> Extension {
+        let sent = clock::now();
+        let deadline = (sent + self.timeout).min(limit);
+        let ttl_ms = millis(self.ttl).to_string();
+        let Lock { keys, nodes, .. } = self;
+        let replies = node::on_all(nodes, |_, node| {
+            let keys = [keys.lock.as_str(), &keys.holder];
+            Some(node.eval::<i64>(&scripts::EXTEND, &keys, &[token, &ttl_ms], deadline))
+        });
+        let (yes, no, failures) = tally(&self.nodes, replies);
+        match quorum::judge(self.nodes.len(), yes, no) {
+            Verdict::Kept => match quorum::validity(self.ttl, clock::now().since(sent)) {
+                Some(_) => Extension::Kept {
+                    deadline: sent + quorum::lifetime(self.ttl),
+                },
+                None => Extension::Unknown("the extension came back too late to count".to_owned()),
+            },
+            Verdict::Lost if self.nodes.len() == 1 => Extension::Lost(
+                "the lock no longer holds our token (it expired or was deleted)".to_owned(),
+            ),
+            Verdict::Lost => Extension::Lost(format!(
+                "{no} of {} nodes no longer hold our token, so no majority can",
+                self.nodes.len()
+            )),
+            Verdict::Unknown => Extension::Unknown(failures),
+        }
+    }
+
+    /// Releases the lease `token` on every node (compare-and-delete). Returns how many nodes
+    /// deleted it, or `Err` naming the nodes that could not be asked.
+    pub fn release(&mut self, token: &str) -> std::result::Result<usize, String> {
+        let deadline = clock::now() + self.timeout;
+        let Lock { keys, nodes, .. } = self;
+        let replies = node::on_all(nodes, |_, node| {
+            let keys = [keys.lock.as_str(), &keys.holder];
+            Some(node.eval::<i64>(&scripts::RELEASE, &keys, &[token], deadline))
+        });
+        let (deleted, _, failures) = tally(&self.nodes, replies);
+        if failures.is_empty() {
+            Ok(deleted)
+        } else {
+            Err(failures)
+        }
+    }
+
+    /// Phase two of a Redlock grant: raise the granting nodes' counters to `fence`. Returns how many
+    /// confirmed while the lock still held our token.
+    fn commit_fence(&mut self, token: &str, fence: u64, granted: &[(usize, u64)]) -> usize {
+        let deadline = clock::now() + self.timeout;
+        let fence = fence.to_string();
+        let Lock { keys, nodes, .. } = self;
+        let replies = node::on_all(nodes, |i, node| {
+            granted.iter().any(|&(g, _)| g == i).then(|| {
+                let keys = [keys.lock.as_str(), &keys.fence];
+                node.eval::<i64>(&scripts::COMMIT_FENCE, &keys, &[token, &fence], deadline)
+            })
+        });
+        tally(&self.nodes, replies).0
+    }
+
+    /// Deletes `token` wherever it may have landed: every node but those that answered "busy".
+    fn undo(&mut self, token: &str, busy: &[(usize, i64)]) {
+        let deadline = clock::now() + self.timeout;
+        let Lock { keys, nodes, .. } = self;
+        node::on_all(nodes, |i, node| {
+            (!busy.iter().any(|&(b, _)| b == i)).then(|| {
+                let keys = [keys.lock.as_str(), &keys.holder];
+                // Best effort: a node that does not answer now lets the lease expire by its TTL.
+                let _ = node.eval::<i64>(&scripts::RELEASE, &keys, &[token], deadline);
+            })
+        });
+    }
+
+    /// Fails if two listed nodes are the same server behind different addresses (same `run_id`):
+    /// such a pair would fake a majority.
+    fn check_independent(&self) -> Result<()> {
+        for (i, a) in self.nodes.iter().enumerate() {
+            for b in &self.nodes[i + 1..] {
+                if let (Some(x), Some(y)) = (a.run_id(), b.run_id())
+                    && x == y
+                {
+                    return Err(exit::usage(format!(
+                        "Redis nodes {} and {} are the same server (run_id {x}): each node must be an \
+                         independent master",
+                        a.name(),
+                        b.name()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The message for an acquisition that too few nodes answered.
+    fn unreachable(&self, failures: &[(usize, NodeError)], answered: usize) -> String {
+        let list = failures
+            .iter()
+            .map(|(i, e)| format!("{}: {e}", self.nodes[*i].name()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if self.nodes.len() == 1 {
+            format!("cannot reach Redis for lock '{}': {list}", self.key)
+        } else {
+            format!(
+                "cannot reach a majority of Redis nodes for lock '{}' ({answered} of {} answered, {} needed): {list}",
+                self.key,
+                self.nodes.len(),
+                quorum::majority(self.nodes.len())
+            )
+        }
+    }
+}
+
+/// What a node said to an acquire request.
+enum Reply {
+    Granted(u64),
+    Busy(i64),
+}
+
+/// Decodes the acquire script's `{1, fence}` / `{0, pttl}`.
+fn parse_acquire(value: Value) -> Result<Reply, NodeError> {
+    let odd = || NodeError::Server("unexpected reply to the acquire script".to_owned());
+    let Value::Array(items) = value else {
+        return Err(odd());
+    };
+    match items.as_slice() {
+        [Value::Int(1), Value::BulkString(f)] => {
+            let text = std::str::from_utf8(f).map_err(|_| odd())?;
+            fence::parse(text).map(Reply::Granted).ok_or_else(|| {
+                NodeError::Server(format!(
+                    "the fence counter holds '{text}', which is not a non-negative integer"
+                ))
+            })
+        }
+        [Value::Int(0), Value::Int(pttl)] => Ok(Reply::Busy(*pttl)),
+        _ => Err(odd()),
+    }
+}
+
+/// Counts a round's replies: (nodes that said 1, nodes that said 0, the failures as one message).
+fn tally(nodes: &[Node], replies: Vec<Option<Result<i64, NodeError>>>) -> (usize, usize, String) {
+    let (mut yes, mut no, mut failures) = (0, 0, Vec::new());
+    for (node, reply) in nodes.iter().zip(replies) {
+        match reply {
+            Some(Ok(1)) => yes += 1,
+            Some(Ok(_)) => no += 1,
+            Some(Err(e)) => failures.push(format!("{}: {e}", node.name())),
+            None => {}
+        }
+    }
+    (yes, no, failures.join("; "))
+}
+
+/// A fresh lease token: 128 bits from the OS's secure random source, as hex.
+fn new_token() -> Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("reading the OS random source: {e}"))?;
+    Ok(bytes.iter().fold(String::with_capacity(32), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    }))
+}
+
+/// `d` in whole milliseconds, as Redis takes it.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let k = Keys::new("rlock:", "nightly");
+        assert_eq!(k.lock, "rlock:{nightly}");
+        assert_eq!(k.fence, "rlock:{nightly}:fence");
+        assert_eq!(k.holder, "rlock:{nightly}:holder");
+    }
+
+    #[test]
+    fn tokens_are_128_random_bits() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_same_address_twice_is_refused() {
+        let urls = [
+            "redis://127.0.0.1:7001".to_owned(),
+            "redis://127.0.0.1:7001/2".to_owned(),
+        ];
+        let err = Lock::new("k", "rlock:", &urls, Duration::from_secs(1))
+            .err()
+            .unwrap();
+        assert_eq!(exit::code_of(&err), exit::USAGE);
+        assert!(err.to_string().contains("listed twice"), "{err}");
+    }
+
+    #[test]
+    fn acquire_replies_decode() {
+        let granted = Value::Array(vec![Value::Int(1), Value::BulkString(b"17".to_vec())]);
+        assert!(matches!(parse_acquire(granted), Ok(Reply::Granted(17))));
+        let busy = Value::Array(vec![Value::Int(0), Value::Int(900)]);
+        assert!(matches!(parse_acquire(busy), Ok(Reply::Busy(900))));
+        assert!(parse_acquire(Value::Int(3)).is_err());
+    }
+}

@@ -1,0 +1,334 @@
+//! One Redis node: its address, a lazily opened connection, and every request bounded in time.
+//!
+//! A node can fail in ways a lock tool must survive: refuse connections, accept them and never
+//! answer (a paused server: the kernel still completes the TCP handshake), or answer late. So every
+//! request carries a deadline that bounds connect, write and read, and a connection that failed or
+//! timed out is dropped, never reused: its late reply would otherwise be read as the answer to the
+//! next request. Errors name the node by its redacted URL and never quote credentials.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
+
+use crate::clock::Stamp;
+
+/// One Redis master of the lock.
+pub struct Node {
+    client: redis::Client,
+    /// The URL as given, credentials included: handed to the command in `RLOCK_REDIS`, never printed.
+    url: String,
+    /// The URL with credentials masked: how the node appears in every message.
+    name: String,
+    /// The configured per-request timeout, for messages ("no answer within 100ms").
+    timeout: Duration,
+    /// The open connection, if the last request left it in a known state.
+    conn: Option<redis::Connection>,
+    /// Whether to learn the server's `run_id` on connect (Redlock mode, to detect aliases).
+    identify: bool,
+    /// The server's `run_id`, once known.
+    run_id: Option<String>,
+    /// The password in the URL, to mask should a library message quote it.
+    password: Option<String>,
+}
+
+/// Why a request to a node did not produce an answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeError {
+    /// No answer before the deadline.
+    TimedOut(Duration),
+    /// Nothing listens at the address.
+    Refused,
+    /// The server rejected the credentials.
+    Auth,
+    /// The server answered with an error.
+    Server(String),
+    /// The connection failed otherwise.
+    Io(String),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::TimedOut(d) => {
+                write!(f, "no answer within {}", humantime::format_duration(*d))
+            }
+            NodeError::Refused => f.write_str("connection refused"),
+            NodeError::Auth => {
+                f.write_str("authentication failed (check the user name and password)")
+            }
+            NodeError::Server(e) => write!(f, "answered with an error: {e}"),
+            NodeError::Io(e) => f.write_str(e),
+        }
+    }
+}
+
+impl Node {
+    /// A node for `url`, not yet connected; `Err` is a message for a usage error.
+    pub fn new(url: &str, timeout: Duration, identify: bool) -> Result<Node, String> {
+        let name = redact(url);
+        let client = redis::Client::open(url).map_err(|e| {
+            let detail = e.to_string().replace(url, &name);
+            format!(
+                "invalid Redis URL '{name}' ({detail}); expected redis://[USER:PASSWORD@]HOST[:PORT][/DB], \
+                 rediss://… or redis+unix:///PATH"
+            )
+        })?;
+        let password = client
+            .get_connection_info()
+            .redis_settings()
+            .password()
+            .map(str::to_owned);
+        Ok(Node {
+            client,
+            url: url.to_owned(),
+            name,
+            timeout,
+            conn: None,
+            identify,
+            run_id: None,
+            password,
+        })
+    }
+
+    /// The node's redacted URL.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node's URL as given, credentials included.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The server's address, to detect the same address listed twice.
+    pub fn addr(&self) -> &redis::ConnectionAddr {
+        self.client.get_connection_info().addr()
+    }
+
+    /// The server's `run_id`, if this node identified itself since it last connected.
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
+    /// Runs `script` with `keys` and `args`, answering before `deadline` or failing.
+    pub fn eval<T: FromRedisValue>(
+        &mut self,
+        script: &Script,
+        keys: &[&str],
+        args: &[&str],
+        deadline: Stamp,
+    ) -> Result<T, NodeError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        self.request(deadline, |conn| invocation.invoke(conn))
+    }
+
+    /// Runs one request on a connection whose socket timeouts end at `deadline`.
+    fn request<T>(
+        &mut self,
+        deadline: Stamp,
+        op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, NodeError> {
+        let failure = |e: &RedisError| classify(e, self.timeout, self.password.as_deref());
+        if self.conn.is_none() {
+            self.run_id = None;
+            let left = time_left(deadline, self.timeout)?;
+            let mut conn = self
+                .client
+                .get_connection_with_timeout(left)
+                .map_err(|e| failure(&e))?;
+            if self.identify {
+                let left = time_left(deadline, self.timeout)?;
+                let info: String = conn
+                    .set_read_timeout(Some(left))
+                    .and_then(|()| redis::cmd("INFO").arg("server").query(&mut conn))
+                    .map_err(|e| failure(&e))?;
+                self.run_id = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("run_id:"))
+                    .map(|id| id.trim().to_owned());
+            }
+            self.conn = Some(conn);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        let result = time_left(deadline, self.timeout).and_then(|left| {
+            conn.set_read_timeout(Some(left))
+                .and_then(|()| conn.set_write_timeout(Some(left)))
+                .and_then(|()| op(conn))
+                .map_err(|e| failure(&e))
+        });
+        if result
+            .as_ref()
+            .is_err_and(|e| !matches!(e, NodeError::Server(_)))
+        {
+            // The connection's state is unknown (a reply may still be in flight): start over.
+            self.conn = None;
+        }
+        result
+    }
+}
+
+/// Turns a client error into what the user needs to know, with `secret` masked.
+fn classify(e: &RedisError, timeout: Duration, secret: Option<&str>) -> NodeError {
+    let scrub = |text: String| match secret {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text,
+    };
+    if e.is_timeout() {
+        NodeError::TimedOut(timeout)
+    } else if e.is_connection_refusal() {
+        NodeError::Refused
+    } else if matches!(
+        e.kind(),
+        ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm)
+    ) || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+    {
+        NodeError::Auth
+    } else if matches!(e.kind(), ErrorKind::Server(_)) {
+        NodeError::Server(scrub(e.to_string()))
+    } else {
+        NodeError::Io(scrub(e.to_string()))
+    }
+}
+
+/// The time left before `deadline`, at least a millisecond (a zero socket timeout means "none"),
+/// or a timeout error when it has passed.
+fn time_left(deadline: Stamp, timeout: Duration) -> Result<Duration, NodeError> {
+    let left = deadline.remaining();
+    if left.is_zero() {
+        return Err(NodeError::TimedOut(timeout));
+    }
+    Ok(left.max(Duration::from_millis(1)))
+}
+
+/// Runs `op` on every node at once and returns the results in node order.
+///
+/// Latency is the slowest node's, not the sum: each node gets its own thread (the first runs on
+/// the caller's, so the single-node path spawns nothing). `op` returns `None` for a node it skips.
+pub fn on_all<T: Send>(
+    nodes: &mut [Node],
+    op: impl Fn(usize, &mut Node) -> Option<T> + Sync,
+) -> Vec<Option<T>> {
+    let op = &op;
+    match nodes {
+        [] => Vec::new(),
+        [only] => vec![op(0, only)],
+        [first, rest @ ..] => std::thread::scope(|scope| {
+            let handles: Vec<_> = rest
+                .iter_mut()
+                .enumerate()
+                .map(|(i, node)| scope.spawn(move || op(i + 1, node)))
+                .collect();
+            let mut results = vec![op(0, first)];
+            results.extend(handles.into_iter().map(|h| h.join().unwrap_or(None)));
+            results
+        }),
+    }
+}
+
+/// `url` with any password masked, for messages: `redis://user:***@host:6379/0`.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let (scheme, rest) = url.split_at(scheme_end + 3);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    // redis+unix URLs carry the password in the query (`?pass=…`).
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _))
+                        if k.eq_ignore_ascii_case("pass") || k.eq_ignore_ascii_case("password") =>
+                    {
+                        format!("{k}=***")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock;
+
+    #[test]
+    fn redaction_masks_passwords_and_keeps_the_rest() {
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact("redis://:s3cret@h:1/2"), "redis://:***@h:1/2");
+        assert_eq!(redact("redis://alice:s3cret@h"), "redis://alice:***@h");
+        assert_eq!(redact("rediss://tok@h:6380"), "rediss://***@h:6380");
+        assert_eq!(redact("redis://a:b@c@h/0"), "redis://a:***@h/0");
+        assert_eq!(
+            redact("redis+unix:///run/r.sock?db=1&pass=s3cret"),
+            "redis+unix:///run/r.sock?db=1&pass=***"
+        );
+        assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_its_password() {
+        let err = Node::new("http://u:s3cret@h", Duration::from_secs(1), false)
+            .err()
+            .unwrap();
+        assert!(err.contains("http://u:***@h"), "{err}");
+        assert!(!err.contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn on_all_keeps_node_order_and_skips() {
+        let mut nodes: Vec<Node> = (0..4)
+            .map(|i| {
+                Node::new(
+                    &format!("redis://127.0.0.1:{}", 1000 + i),
+                    Duration::from_secs(1),
+                    false,
+                )
+                .unwrap()
+            })
+            .collect();
+        let got = on_all(&mut nodes, |i, n| (i != 2).then(|| n.name().to_owned()));
+        assert_eq!(
+            got,
+            vec![
+                Some("redis://127.0.0.1:1000".to_owned()),
+                Some("redis://127.0.0.1:1001".to_owned()),
+                None,
+                Some("redis://127.0.0.1:1003".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unreachable_node_is_refused_within_its_deadline() {
+        let mut node = Node::new("redis://127.0.0.1:1", Duration::from_millis(200), false).unwrap();
+        let got: Result<i64, _> = node.eval(
+            &super::super::scripts::RELEASE,
+            &["k", "h"],
+            &["t"],
+            clock::now() + Duration::from_millis(200),
+        );
+        assert_eq!(got, Err(NodeError::Refused));
+    }
+}

@@ -1,0 +1,53 @@
+//! rlock: run a command while holding a Redis lease, on one node or a Redlock quorum of several.
+//!
+//! A lease lock is not a mutex: clients pause, packets are delayed, clocks jump. rlock therefore
+//! measures time conservatively (from when a request was sent, on a clock that counts through
+//! suspend, minus a drift margin), stops the command *before* its lease can expire on the servers,
+//! releases only what it holds, and hands every holder a fencing token that rises with every grant
+//! so that the protected resource can refuse a stale holder.
+//!
+//! # Layout
+//! - [`cli`]: the command line (clap definitions; their doc comments are `--help`).
+//! - [`config`]: command-line values checked and turned into settings.
+//! - [`exit`]: every exit status, documented in one table.
+//! - [`cmd`]: one module per subcommand, composing the pieces below.
+//! - [`lease`]: the lease protocol over N nodes (N = 1 is single-node mode): quorum and validity
+//!   maths, one node's connection, the Lua scripts, and the fencing scheme.
+//! - [`keeper`]: keeps a lease alive and reports when it cannot; never touches processes.
+//! - [`supervise`]: runs the command as a process group and stops it; knows nothing of Redis.
+//! - [`signals`]: caught signals, as values.
+//! - [`clock`]: the boot clock all lease time is measured on.
+//! - [`log`]: warnings and progress on stderr.
+//!
+//! `lease` and `supervise` never import each other: they meet in [`cmd::run`] through one channel.
+
+pub mod cli;
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod exit;
+pub mod keeper;
+pub mod lease;
+pub mod log;
+pub mod signals;
+pub mod supervise;
+
+use anyhow::Result;
+
+/// Runs the parsed command line; returns the exit status, or an error to print (with its own).
+pub fn run(cli: cli::Cli) -> Result<u8> {
+    match cli.command {
+        Some(cli::Command::Run(args)) => cmd::run::run(&config::run(args)?),
+        None => cmd::run::run(&config::run(cli.run)?),
+    }
+}
+
+/// One line for a command-line parsing error, in rlock's `rlock: …` form.
+pub fn usage_line(err: &clap::Error) -> String {
+    // clap's first paragraph is the message; the rest is usage and tips that --help covers.
+    let text = err.render().to_string();
+    let text = text.split("\n\n").next().unwrap_or_default();
+    let text = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    format!("{joined} (see 'rlock --help')")
+}

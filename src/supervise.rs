@@ -1,0 +1,315 @@
+//! Runs the command as a process group and stops the whole group when told to.
+//!
+//! The command is started in a process group of its own, so that one signal reaches everything it
+//! started. rlock becomes a child subreaper, so orphaned descendants are reparented to it and reaped
+//! here instead of lingering as zombies (which still count as group members). When the command's
+//! leader exits, whatever is left of its group is stopped (`--kill-signal`, then `SIGKILL` after
+//! the grace) before control returns: the lease must not be released while part of the guarded work
+//! still runs. A non-interactive shell starts background jobs with `SIGINT` ignored, so a forwarded
+//! Ctrl-C alone can leave them behind.
+//!
+//! One thread owns the child: only [`supervise`] reaps and signals it, driven by [`Event`]s that
+//! arrive on one channel (forwarded signals, child state changes, and stop or kill requests whose
+//! origin this module does not know). The group is signalled only while its leader is unreaped or
+//! other members exist, so its id cannot have been reused.
+//!
+//! In an interactive terminal the command's group is made the terminal's foreground group (as a
+//! shell does), so that it can read the terminal and receives Ctrl-C directly; Ctrl-Z stops rlock
+//! with it, and `fg` resumes both.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use nix::errno::Errno;
+use nix::sys::prctl;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, pthread_sigmask, raise};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, setpgid, tcgetpgrp, tcsetpgrp};
+
+use crate::exit;
+use crate::log;
+
+/// What the supervisor reacts to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Pass this signal on to the command's group.
+    Signal(Signal),
+    /// A child changed state: reap and look.
+    ChildChanged,
+    /// Stop the command (stop signal, then `SIGKILL` after the grace), for this reason.
+    Stop(String),
+    /// Kill the command now with `SIGKILL`, for this reason.
+    Kill(String),
+}
+
+/// How to stop the command.
+#[derive(Clone, Copy, Debug)]
+pub struct StopPolicy {
+    /// The first signal (`--kill-signal`), also the parent-death signal.
+    pub signal: Signal,
+    /// The grace before `SIGKILL` (`--kill-after`).
+    pub grace: Duration,
+}
+
+/// How the command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// It exited with this code.
+    Exited(i32),
+    /// It died of this signal.
+    Signaled(Signal),
+}
+
+impl Status {
+    /// The exit status a shell would report: the code, or 128+N for signal N.
+    pub fn code(self) -> u8 {
+        match self {
+            // Exit codes are 0..=255 on Unix; the mask only satisfies the type.
+            Status::Exited(code) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
+            Status::Signaled(signal) => 128u8.saturating_add(signal as u8),
+        }
+    }
+}
+
+/// What [`supervise`] returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// How the command's leader ended.
+    pub status: Status,
+    /// Why rlock stopped it, if it did.
+    pub stopped: Option<String>,
+}
+
+/// A running command: the leader of its own process group.
+pub struct Child {
+    /// The leader's pid, which is also the group's id.
+    pid: Pid,
+    /// The leader's status once reaped.
+    status: Option<Status>,
+    /// Whether the command was given the terminal (interactive use).
+    interactive: bool,
+}
+
+/// Starts `program` with `args` and extra `env` in a new process group. A parent-death signal
+/// (`stop_signal`) makes it stop should rlock be killed outright. Exit 127 if the program is not
+/// found, 126 if it cannot be executed.
+#[allow(unsafe_code)] // the `pre_exec` hook below; nothing else in rlock is unsafe
+pub fn spawn(
+    program: &OsString,
+    args: &[OsString],
+    env: &[(&str, String)],
+    stop_signal: Signal,
+) -> Result<Child> {
+    prctl::set_child_subreaper(true)
+        .map_err(|e| anyhow::anyhow!("becoming a child subreaper: {e}"))?;
+    let interactive = in_foreground();
+    let parent = getpid();
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .process_group(0);
+    // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
+    // system calls (setpgid, prctl, getppid, getpid, sigprocmask, tcsetpgrp); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            prctl::set_pdeathsig(stop_signal)?;
+            // rlock may have died between fork and prctl: then nobody would send the signal.
+            if getppid() != parent {
+                return Err(io::Error::other("rlock exited before the command started"));
+            }
+            if interactive {
+                with_sigttou_blocked(|| tcsetpgrp(io::stdin().as_fd(), getpid()))?;
+            }
+            Ok(())
+        });
+    }
+    let name = program.to_string_lossy();
+    let child = command.spawn().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => {
+            exit::error(exit::NOT_FOUND, format!("command not found: '{name}'"))
+        }
+        _ => exit::error(
+            exit::NOT_EXECUTABLE,
+            format!("cannot execute '{name}': {e}"),
+        ),
+    })?;
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in i32"));
+    Ok(Child {
+        pid,
+        status: None,
+        interactive,
+    })
+}
+
+impl Child {
+    /// The leader's pid (= the group id).
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw().unsigned_abs()
+    }
+
+    /// Sends `signal` to the whole group; quietly nothing if the group is gone.
+    fn signal(&self, signal: Signal) {
+        match killpg(self.pid, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => log::warning!("could not send {signal} to the command's process group: {e}"),
+        }
+    }
+
+    /// Whether any process of the group is left.
+    fn group_alive(&self) -> bool {
+        !matches!(killpg(self.pid, None), Err(Errno::ESRCH))
+    }
+
+    /// Reaps every exited child (the leader and adopted orphans). Returns whether the leader is
+    /// stopped (job control).
+    fn reap(&mut self) -> bool {
+        let mut stopped = false;
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => {
+                    self.status = Some(Status::Exited(code))
+                }
+                Ok(WaitStatus::Signaled(pid, signal, _)) if pid == self.pid => {
+                    self.status = Some(Status::Signaled(signal));
+                }
+                Ok(WaitStatus::Stopped(pid, _)) if pid == self.pid => stopped = true,
+                Ok(WaitStatus::StillAlive) | Err(_) => return stopped,
+                Ok(_) => {} // an adopted orphan, now reaped; or a state we do not track
+            }
+        }
+    }
+
+    /// The command's leader stopped (Ctrl-Z): stop rlock too, as a shell job, and resume the
+    /// command when rlock is resumed.
+    fn follow_job_control(&self) {
+        if !self.interactive {
+            return; // someone stopped the command on purpose; it is theirs to resume
+        }
+        self.take_terminal(getpgrp());
+        let _ = raise(Signal::SIGTSTP);
+        // Resumed. Give the terminal back only if the shell put us in the foreground (`fg`).
+        if in_foreground() {
+            self.take_terminal(self.pid);
+        }
+        self.signal(Signal::SIGCONT);
+    }
+
+    /// Makes `group` the terminal's foreground group, if the command was given the terminal.
+    fn take_terminal(&self, group: Pid) {
+        if self.interactive {
+            let _ = with_sigttou_blocked(|| tcsetpgrp(io::stdin().as_fd(), group));
+        }
+    }
+}
+
+/// Supervises `child` until its whole group is gone, reacting to `events`; returns how it ended.
+pub fn supervise(mut child: Child, events: &Receiver<Event>, policy: StopPolicy) -> Outcome {
+    /// How often to look whether the group is empty once the leader is gone (a member whose
+    /// parent is not rlock dies without telling us).
+    const POLL: Duration = Duration::from_millis(10);
+    /// How long to wait for a group to vanish after `SIGKILL` before giving up on it.
+    const AFTER_KILL: Duration = Duration::from_secs(2);
+
+    let mut stopped: Option<String> = None;
+    let mut kill_at: Option<Instant> = None;
+    let mut killed_at: Option<Instant> = None;
+    let mut draining = false;
+    loop {
+        if child.reap() {
+            child.follow_job_control();
+        }
+        if let Some(status) = child.status {
+            if !draining {
+                draining = true;
+                child.take_terminal(getpgrp());
+                if child.group_alive() {
+                    log::info!("the command exited; stopping what is left of its process group");
+                    child.signal(policy.signal);
+                    kill_at.get_or_insert(Instant::now() + policy.grace);
+                }
+            }
+            if !child.group_alive() {
+                return Outcome { status, stopped };
+            }
+            if killed_at.is_some_and(|t| t.elapsed() >= AFTER_KILL) {
+                log::warning!(
+                    "processes of the command's group survived SIGKILL; releasing the lock anyway"
+                );
+                return Outcome { status, stopped };
+            }
+        }
+
+        let wait = match (draining, kill_at) {
+            (true, Some(t)) => POLL.min(t.saturating_duration_since(Instant::now())),
+            (true, None) => POLL,
+            (false, Some(t)) => t.saturating_duration_since(Instant::now()),
+            (false, None) => Duration::MAX,
+        };
+        let event = match events.recv_timeout(wait) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                Some(Event::Kill("rlock's event sources closed".to_owned()))
+            }
+        };
+        match event {
+            Some(Event::Signal(signal)) => child.signal(signal),
+            Some(Event::ChildChanged) | None => {}
+            Some(Event::Stop(why)) => {
+                stopped.get_or_insert(why);
+                if kill_at.is_none() {
+                    child.signal(policy.signal);
+                    kill_at = Some(Instant::now() + policy.grace);
+                }
+            }
+            Some(Event::Kill(why)) => {
+                stopped.get_or_insert(why);
+                kill_at = Some(Instant::now());
+            }
+        }
+        if killed_at.is_none() && kill_at.is_some_and(|t| Instant::now() >= t) {
+            child.signal(Signal::SIGKILL);
+            killed_at = Some(Instant::now());
+        }
+    }
+}
+
+/// Whether standard input is a terminal whose foreground group is rlock's own (interactive use).
+fn in_foreground() -> bool {
+    let stdin = io::stdin();
+    let fd = stdin.as_fd();
+    isatty(fd).unwrap_or(false) && tcgetpgrp(fd).is_ok_and(|group| group == getpgrp())
+}
+
+/// Runs `f` with `SIGTTOU` blocked in this thread: a process outside the terminal's foreground
+/// group may then change it instead of being stopped for trying.
+fn with_sigttou_blocked<T>(f: impl FnOnce() -> nix::Result<T>) -> nix::Result<T> {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))?;
+    let result = f();
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_shell_exit_codes() {
+        assert_eq!(Status::Exited(0).code(), 0);
+        assert_eq!(Status::Exited(3).code(), 3);
+        assert_eq!(Status::Signaled(Signal::SIGINT).code(), 130);
+        assert_eq!(Status::Signaled(Signal::SIGKILL).code(), 137);
+        assert_eq!(Status::Signaled(Signal::SIGTERM).code(), 143);
+    }
+}
