@@ -37,7 +37,6 @@ use crate::exit;
     override_usage = "rlock [OPTIONS] -k <KEY> -- <COMMAND> [ARGS]...\n       \
                       rlock [OPTIONS] -k <KEY> -c <SHELL COMMAND>",
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true,
     arg_required_else_help = true,
     after_long_help = exit::HELP,
     max_term_width = 100
@@ -120,7 +119,7 @@ pub struct RunArgs {
 pub struct LockArgs {
     /// The lock's name: non-empty UTF-8, at most 1024 bytes, no control characters.
     #[arg(short, long, env = "RLOCK_KEY")]
-    pub key: String,
+    pub key: Option<String>,
 
     /// Redis node URL; give it several times (or comma-separated) for a Redlock quorum.
     ///
@@ -212,7 +211,7 @@ mod tests {
     fn run_mode_is_the_default_and_explicit_run_is_the_same() {
         let implicit = Cli::try_parse_from(["rlock", "-k", "job", "--", "true"]).unwrap();
         assert!(implicit.command.is_none());
-        assert_eq!(implicit.run.lock.key, "job");
+        assert_eq!(implicit.run.lock.key.as_deref(), Some("job"));
         assert_eq!(implicit.run.command, ["true"]);
         let explicit = Cli::try_parse_from(["rlock", "run", "-k", "job", "--", "true"]).unwrap();
         let Some(Command::Run(run)) = explicit.command else {

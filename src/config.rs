@@ -61,7 +61,11 @@ pub fn lock(args: &LockArgs) -> Result<LockSettings> {
         (_, true) => Level::Verbose,
         _ => Level::Normal,
     });
-    check_key(&args.key)?;
+    let key = args
+        .key
+        .as_deref()
+        .ok_or_else(|| exit::usage("no lock name given: use -k KEY (or set RLOCK_KEY)"))?;
+    check_key(key)?;
     if args.prefix.len() > MAX_KEY_LEN || args.prefix.chars().any(char::is_control) {
         return Err(exit::usage(format!(
             "invalid --prefix {:?}: at most {MAX_KEY_LEN} bytes, no control characters",
@@ -94,7 +98,7 @@ pub fn lock(args: &LockArgs) -> Result<LockSettings> {
         _ => {}
     }
     Ok(LockSettings {
-        key: args.key.clone(),
+        key: key.to_owned(),
         prefix: args.prefix.clone(),
         urls,
         ttl: args.ttl,
