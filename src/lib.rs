@@ -13,10 +13,13 @@
 //! - [`cmd`]: one module per subcommand, composing the pieces below.
 //! - [`lease`]: the lease protocol over N nodes (N = 1 is single-node mode): quorum and validity
 //!   maths, one node's connection, the Lua scripts, and the fencing scheme.
-//! - [`keeper`]: keeps a lease alive and reports when it cannot; never touches processes.
-//! - [`supervise`]: runs the command as a process group and stops it; knows nothing of Redis.
+//! - [`keeper`]: keeps a lease alive and reports each new deadline, or its loss; never touches
+//!   processes.
+//! - [`supervise`]: runs the command as a process group and stops it by its deadline; knows
+//!   nothing of Redis.
 //! - [`signals`]: caught signals, as values.
 //! - [`clock`]: the boot clock all lease time is measured on.
+//! - [`inbox`]: the channel the supervisor waits on: messages, or a time on the boot clock.
 //! - [`log`]: warnings and progress on stderr.
 //!
 //! `lease` and `supervise` never import each other: they meet in [`cmd::run`] through one channel.
@@ -26,6 +29,7 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod exit;
+pub mod inbox;
 pub mod keeper;
 pub mod lease;
 pub mod log;

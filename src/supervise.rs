@@ -9,9 +9,11 @@
 //! Ctrl-C alone can leave them behind.
 //!
 //! One thread owns the child: only [`supervise`] reaps and signals it, driven by [`Event`]s that
-//! arrive on one channel (forwarded signals, child state changes, and stop or kill requests whose
-//! origin this module does not know). The group is signalled only while its leader is unreaped or
-//! other members exist, so its id cannot have been reused.
+//! arrive on one [`Inbox`] (forwarded signals, child state changes, a deadline by which the command
+//! must be dead, stop requests) whose origin this module does not know. It sends the stop signal
+//! `--kill-after` before the deadline and `SIGKILL` at it, timed on the boot clock, and it never
+//! waits on anything but the inbox, so nothing can make it late. The group is signalled only while
+//! its leader is unreaped or other members exist, so its id cannot have been reused.
 //!
 //! In an interactive terminal the command's group is made the terminal's foreground group (as a
 //! shell does), so that it can read the terminal and receives Ctrl-C directly; Ctrl-Z stops rlock
@@ -21,8 +23,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use nix::errno::Errno;
@@ -31,7 +32,9 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, pthread_sigmask, rais
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, setpgid, tcgetpgrp, tcsetpgrp};
 
+use crate::clock::{self, Stamp};
 use crate::exit;
+use crate::inbox::Inbox;
 use crate::log;
 
 /// What the supervisor reacts to.
@@ -41,10 +44,10 @@ pub enum Event {
     Signal(Signal),
     /// A child changed state: reap and look.
     ChildChanged,
-    /// Stop the command (stop signal, then `SIGKILL` after the grace), for this reason.
+    /// The command must be dead by this time; it replaces the previous deadline.
+    Deadline(Stamp),
+    /// Stop the command now (stop signal, then `SIGKILL` after the grace), for this reason.
     Stop(String),
-    /// Kill the command now with `SIGKILL`, for this reason.
-    Kill(String),
 }
 
 /// How to stop the command.
@@ -76,13 +79,22 @@ impl Status {
     }
 }
 
+/// Why rlock stopped the command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// Its deadline came (or was `--kill-after` away) and no later one arrived.
+    Deadline,
+    /// A [`Event::Stop`] asked for it, for this reason.
+    Requested(String),
+}
+
 /// What [`supervise`] returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// How the command's leader ended.
     pub status: Status,
     /// Why rlock stopped it, if it did.
-    pub stopped: Option<String>,
+    pub stopped: Option<Stopped>,
 }
 
 /// A running command: the leader of its own process group.
@@ -174,7 +186,7 @@ impl Child {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => {
-                    self.status = Some(Status::Exited(code))
+                    self.status = Some(Status::Exited(code));
                 }
                 Ok(WaitStatus::Signaled(pid, signal, _)) if pid == self.pid => {
                     self.status = Some(Status::Signaled(signal));
@@ -209,36 +221,43 @@ impl Child {
     }
 }
 
-/// Supervises `child` until its whole group is gone, reacting to `events`; returns how it ended.
-pub fn supervise(mut child: Child, events: &Receiver<Event>, policy: StopPolicy) -> Outcome {
+/// Supervises `child` until its whole group is gone, reacting to the `inbox`; the command must
+/// be dead by `deadline` (if any, until an [`Event::Deadline`] moves it). Returns how it ended.
+pub fn supervise(
+    mut child: Child,
+    inbox: &mut Inbox<Event>,
+    policy: StopPolicy,
+    mut deadline: Option<Stamp>,
+) -> Outcome {
     /// How often to look whether the group is empty once the leader is gone (a member whose
     /// parent is not rlock dies without telling us).
     const POLL: Duration = Duration::from_millis(10);
     /// How long to wait for a group to vanish after `SIGKILL` before giving up on it.
     const AFTER_KILL: Duration = Duration::from_secs(2);
 
-    let mut stopped: Option<String> = None;
-    let mut kill_at: Option<Instant> = None;
-    let mut killed_at: Option<Instant> = None;
+    let mut stopped: Option<Stopped> = None;
+    let mut stop_sent: Option<Stamp> = None;
+    let mut killed: Option<Stamp> = None;
     let mut draining = false;
     loop {
         if child.reap() {
             child.follow_job_control();
         }
+        let now = clock::now();
         if let Some(status) = child.status {
             if !draining {
                 draining = true;
                 child.take_terminal(getpgrp());
-                if child.group_alive() {
+                if child.group_alive() && stop_sent.is_none() {
                     log::info!("the command exited; stopping what is left of its process group");
                     child.signal(policy.signal);
-                    kill_at.get_or_insert(Instant::now() + policy.grace);
+                    stop_sent = Some(now);
                 }
             }
             if !child.group_alive() {
                 return Outcome { status, stopped };
             }
-            if killed_at.is_some_and(|t| t.elapsed() >= AFTER_KILL) {
+            if killed.is_some_and(|k| now.since(k) >= AFTER_KILL) {
                 log::warning!(
                     "processes of the command's group survived SIGKILL; releasing the lock anyway"
                 );
@@ -246,37 +265,59 @@ pub fn supervise(mut child: Child, events: &Receiver<Event>, policy: StopPolicy)
             }
         }
 
-        let wait = match (draining, kill_at) {
-            (true, Some(t)) => POLL.min(t.saturating_duration_since(Instant::now())),
-            (true, None) => POLL,
-            (false, Some(t)) => t.saturating_duration_since(Instant::now()),
-            (false, None) => Duration::MAX,
-        };
-        let event = match events.recv_timeout(wait) {
-            Ok(event) => Some(event),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => {
-                Some(Event::Kill("rlock's event sources closed".to_owned()))
+        // The deadline: the stop signal a grace before it, SIGKILL at it.
+        if let Some(d) = deadline.filter(|&d| now >= d.minus(policy.grace)) {
+            stopped.get_or_insert(Stopped::Deadline);
+            if stop_sent.is_none() {
+                child.signal(policy.signal);
+                stop_sent = Some(now);
             }
-        };
-        match event {
-            Some(Event::Signal(signal)) => child.signal(signal),
-            Some(Event::ChildChanged) | None => {}
-            Some(Event::Stop(why)) => {
-                stopped.get_or_insert(why);
-                if kill_at.is_none() {
-                    child.signal(policy.signal);
-                    kill_at = Some(Instant::now() + policy.grace);
-                }
-            }
-            Some(Event::Kill(why)) => {
-                stopped.get_or_insert(why);
-                kill_at = Some(Instant::now());
+            if killed.is_none() && now >= d {
+                child.signal(Signal::SIGKILL);
+                killed = Some(now);
             }
         }
-        if killed_at.is_none() && kill_at.is_some_and(|t| Instant::now() >= t) {
+        if killed.is_none() && stop_sent.is_some_and(|s| now >= s + policy.grace) {
             child.signal(Signal::SIGKILL);
-            killed_at = Some(Instant::now());
+            killed = Some(now);
+        }
+
+        let mut wake: Option<Stamp> = None;
+        let mut wake_at = |t: Stamp| wake = Some(wake.map_or(t, |w| w.min(t)));
+        if killed.is_none() {
+            if let Some(d) = deadline {
+                wake_at(if stop_sent.is_none() {
+                    d.minus(policy.grace)
+                } else {
+                    d
+                });
+            }
+            if let Some(s) = stop_sent {
+                wake_at(s + policy.grace);
+            }
+        }
+        if draining {
+            wake_at(now + POLL);
+        }
+        match inbox.recv_until(wake) {
+            Some(Event::Signal(signal)) => child.signal(signal),
+            Some(Event::Deadline(d)) => deadline = Some(d),
+            Some(Event::Stop(why)) => {
+                stopped.get_or_insert(Stopped::Requested(why));
+                if stop_sent.is_none() {
+                    child.signal(policy.signal);
+                    stop_sent = Some(clock::now());
+                }
+            }
+            None if wake.is_none() => {
+                // Every sender is gone, so no deadline can move any more: do not run unwatched.
+                stopped.get_or_insert(Stopped::Requested(
+                    "rlock lost track of its lease".to_owned(),
+                ));
+                child.signal(Signal::SIGKILL);
+                killed = Some(clock::now());
+            }
+            Some(Event::ChildChanged) | None => {}
         }
     }
 }

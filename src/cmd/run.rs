@@ -5,24 +5,25 @@
 //! starts, kept by the [`Keeper`] while it runs, and released only once the command's whole process
 //! group is gone; if the lease cannot be kept, the command is stopped and rlock exits 124.
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 
 use crate::cli::Wait;
+use crate::clock;
 use crate::config::RunSettings;
 use crate::exit;
+use crate::inbox::{self, Inbox};
 use crate::keeper::{Keeper, LeaseEvent};
 use crate::lease::{Attempt, Grant, Holder, Lock};
 use crate::log::{self, Level};
 use crate::signals::{self, Caught};
-use crate::supervise::{self, Event};
+use crate::supervise::{self, Event, Stopped};
 
 /// Runs the command under the lock; returns the exit status.
 pub fn run(settings: &RunSettings) -> Result<u8> {
-    let (events, inbox) = mpsc::channel::<Event>();
+    let (events, mut inbox) = inbox::channel::<Event>().context("creating the event channel")?;
     let to_supervisor = events.clone();
     signals::listen(move |caught| {
         let _ = to_supervisor.send(match caught {
@@ -43,7 +44,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
             .map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
     };
 
-    let grant = match acquire(&mut lock, &holder, settings.wait, &inbox)? {
+    let grant = match acquire(&mut lock, &holder, settings.wait, &mut inbox)? {
         Acquired::Granted(grant) => grant,
         Acquired::Busy(expires_in) => {
             if settings.conflict_exit_code != 0 && log::enabled(Level::Normal) {
@@ -70,7 +71,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         s.urls.len()
     );
     // A signal that came while the grant was on its way means the caller gave up: honour it.
-    while let Ok(event) = inbox.try_recv() {
+    while let Some(event) = inbox.try_recv() {
         if let Event::Signal(signal) = event {
             release(&mut lock, &grant.token);
             return Ok(128u8.saturating_add(signal as u8));
@@ -86,10 +87,10 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
     ];
     let key = s.key.clone();
-    let keeper = Keeper::start(lock, &grant, settings.stop.grace, move |event| {
-        let _ = events.send(match event {
-            LeaseEvent::Lost(why) | LeaseEvent::Expiring(why) => Event::Stop(why),
-            LeaseEvent::Expired(why) => Event::Kill(why),
+    let keeper = Keeper::start(lock, &grant, move |event| {
+        events.send(match event {
+            LeaseEvent::Extended(deadline) => Event::Deadline(deadline),
+            LeaseEvent::Lost(why) => Event::Stop(why),
         });
     })
     .context("starting the lease keeper")?;
@@ -107,15 +108,19 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
     };
     log::info!("started the command (pid {})", child.pid());
 
-    let outcome = supervise::supervise(child, &inbox, settings.stop);
+    let outcome = supervise::supervise(child, &mut inbox, settings.stop, Some(grant.deadline));
     release(&mut keeper.stop(), &grant.token);
-    match outcome.stopped {
-        Some(why) => Err(exit::error(
-            exit::LEASE_LOST,
-            format!("lost lock '{key}': {why}; the command was stopped"),
-        )),
-        None => Ok(outcome.status.code()),
-    }
+    let why = match outcome.stopped {
+        None => return Ok(outcome.status.code()),
+        Some(Stopped::Deadline) => {
+            "no extension succeeded in time (Redis unreachable or too slow)".to_owned()
+        }
+        Some(Stopped::Requested(why)) => why,
+    };
+    Err(exit::error(
+        exit::LEASE_LOST,
+        format!("lost lock '{key}': {why}; the command was stopped"),
+    ))
 }
 
 /// How an acquisition ended.
@@ -134,7 +139,7 @@ fn acquire(
     lock: &mut Lock,
     holder: &Holder,
     wait: Wait,
-    events: &Receiver<Event>,
+    events: &mut Inbox<Event>,
 ) -> Result<Acquired> {
     /// The mean pause between attempts.
     const RETRY: Duration = Duration::from_millis(100);
@@ -162,9 +167,11 @@ fn acquire(
         let pause = jitter
             .min(left)
             .min(expires_in.map_or(Duration::MAX, |d| d + Duration::from_millis(1)));
-        match events.recv_timeout(pause) {
-            Ok(Event::Signal(signal)) => return Ok(Acquired::Interrupted(signal)),
-            Ok(_) | Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
+        let until = clock::now() + pause;
+        while let Some(event) = events.recv_until(Some(until)) {
+            if let Event::Signal(signal) = event {
+                return Ok(Acquired::Interrupted(signal));
+            }
         }
     }
 }

@@ -236,10 +236,10 @@ impl Lock {
         Ok(Attempt::Busy { expires_in })
     }
 
-    /// Extends the lease `token` on all nodes; every request ends by `limit` at the latest.
-    pub fn extend(&mut self, token: &str, limit: Stamp) -> Extension {
+    /// Extends the lease `token` on all nodes.
+    pub fn extend(&mut self, token: &str) -> Extension {
         let sent = clock::now();
-        let deadline = (sent + self.timeout).min(limit);
+        let deadline = sent + self.timeout;
         let ttl_ms = millis(self.ttl).to_string();
         let Lock { keys, nodes, .. } = self;
         let replies = node::on_all(nodes, |_, node| {

@@ -67,7 +67,13 @@ impl Node {
     /// A node for `url`, not yet connected; `Err` is a message for a usage error.
     pub fn new(url: &str, timeout: Duration, identify: bool) -> Result<Node, String> {
         let name = redact(url);
-        let client = redis::Client::open(url).map_err(|e| {
+        // rlock's handshake skips `CLIENT SETINFO`: two pipelined replies the library would wait
+        // a full timeout for each, on a server that accepts but does not answer.
+        let info = redis::IntoConnectionInfo::into_connection_info(url).map(|info| {
+            let settings = info.redis_settings().clone().set_skip_set_lib_name();
+            info.set_redis_settings(settings)
+        });
+        let client = info.and_then(redis::Client::open).map_err(|e| {
             let detail = e.to_string().replace(url, &name);
             format!(
                 "invalid Redis URL '{name}' ({detail}); expected redis://[USER:PASSWORD@]HOST[:PORT][/DB], \
