@@ -1,0 +1,8 @@
+//! rlock's integration tests: the real binary against real `redis-server` processes.
+//!
+//! One test binary (faster to build and link than one per file); one module per behaviour; the
+//! fixture layer is `support`.
+
+mod fixture;
+mod run;
+mod support;
