@@ -6,3 +6,4 @@
 mod fixture;
 mod run;
 mod support;
+mod terminal;
