@@ -293,7 +293,9 @@ impl RedisServer {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|e| format!("cannot spawn redis-server: {e}"))?;
+            .map_err(|e| {
+                format!("cannot spawn redis-server ({e}); install it: apt-get install redis-server")
+            })?;
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
