@@ -65,15 +65,58 @@ pub enum Command {
         after_long_help = exit::HELP
     )]
     Run(RunArgs),
+
+    /// Take the lease and print it, for scripts that release it later (`rlock release`).
+    ///
+    /// The lease is not kept alive: extend it with `rlock extend` before its TTL runs out. Prints the
+    /// token (plain), a JSON object (json), or `export` lines for `eval` (shell). Busy: exit 75 (or
+    /// -E); Redis unreachable: 69.
+    ///
+    /// Example:
+    ///
+    ///   $ eval "$(rlock acquire -k deploy -t 5m --format shell)"
+    ///   $ ./deploy-step-1 && rlock extend && ./deploy-step-2
+    ///   $ rlock release
+    #[command(after_long_help = exit::HELP)]
+    Acquire(AcquireArgs),
+
+    /// Extend a lease you hold to a fresh TTL.
+    ///
+    /// Exit 0 when a majority of nodes extended it; 3 when the lease is no longer yours (it expired,
+    /// or another holder has the lock): it never recreates a lease that is gone.
+    ///
+    /// Example:
+    ///
+    ///   $ rlock extend -k deploy --token "$token" -t 5m
+    #[command(after_long_help = exit::HELP)]
+    Extend(TokenArgs),
+
+    /// Release a lease you hold (compare-and-delete on every node).
+    ///
+    /// Exit 0 when released; 3 when the lease was not yours: then nothing is deleted.
+    ///
+    /// Example:
+    ///
+    ///   $ rlock release -k deploy --token "$token"
+    #[command(after_long_help = exit::HELP)]
+    Release(TokenArgs),
+
+    /// Show whether the lock is held, by whom, for how long, and the latest fence.
+    ///
+    /// Exit 0 when held, 3 when free, 69 when Redis is unreachable, so that scripts can test it
+    /// like `systemctl is-active`. Never prints another holder's token.
+    ///
+    /// Example:
+    ///
+    ///   $ rlock status -k nightly-report
+    ///   $ rlock status -k nightly-report --format json | jq .holder
+    #[command(after_long_help = exit::HELP)]
+    Status(StatusArgs),
 }
 
-/// Options of run mode.
+/// Options for waiting on a busy lock, shared by `run` and `acquire`.
 #[derive(Args, Debug)]
-pub struct RunArgs {
-    /// Options that name the lock and its lease.
-    #[command(flatten)]
-    pub lock: LockArgs,
-
+pub struct WaitArgs {
     /// How long to wait for a busy lock: a duration, or "forever".
     ///
     /// 0 (the default) gives up at once, as a cron job that should be skipped if the previous run
@@ -86,6 +129,93 @@ pub struct RunArgs {
     /// `-E 0` makes a skipped run silent and successful.
     #[arg(short = 'E', long, value_name = "N", default_value_t = exit::BUSY)]
     pub conflict_exit_code: u8,
+}
+
+/// Options of `acquire`.
+#[derive(Args, Debug)]
+pub struct AcquireArgs {
+    /// Options that name the lock and its lease.
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// Waiting for a busy lock.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    /// What to print on success.
+    #[arg(long, value_enum, default_value_t = AcquireFormat::Plain)]
+    pub format: AcquireFormat,
+}
+
+/// How `acquire` prints the lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AcquireFormat {
+    /// The token alone, on one line: `token=$(rlock acquire -k job)`.
+    Plain,
+    /// One JSON object: key, token, fence, ttl_ms, validity_ms, nodes.
+    Json,
+    /// `export RLOCK_KEY=... RLOCK_TOKEN=... RLOCK_FENCE=... RLOCK_REDIS=...` lines for `eval`.
+    Shell,
+}
+
+/// Options of `extend` and `release`: the lock and the caller's token.
+#[derive(Args, Debug)]
+pub struct TokenArgs {
+    /// Options that name the lock and its lease.
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// The lease's token, as `acquire` printed it (RLOCK_TOKEN is set by `rlock run` and by
+    /// `eval "$(rlock acquire --format shell)"`).
+    #[arg(
+        long,
+        env = "RLOCK_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+}
+
+/// Options of `status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Options that name the lock.
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// Your token, if you hold a lease: status then says whether the holder is you.
+    #[arg(
+        long,
+        env = "RLOCK_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
+    /// How to print the state.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Plain)]
+    pub format: StatusFormat,
+}
+
+/// How `status` prints the lock's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// Lines for people.
+    Plain,
+    /// One JSON object.
+    Json,
+}
+
+/// Options of run mode.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Options that name the lock and its lease.
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    /// Waiting for a busy lock.
+    #[command(flatten)]
+    pub wait: WaitArgs,
 
     /// The signal that stops the command when the lease cannot be kept (name or number).
     ///

@@ -134,8 +134,8 @@ pub fn run(args: RunArgs) -> Result<RunSettings> {
     };
     Ok(RunSettings {
         lock,
-        wait: args.wait,
-        conflict_exit_code: args.conflict_exit_code,
+        wait: args.wait.wait,
+        conflict_exit_code: args.wait.conflict_exit_code,
         stop: StopPolicy {
             signal: args.kill_signal,
             grace: kill_after,
@@ -143,6 +143,20 @@ pub fn run(args: RunArgs) -> Result<RunSettings> {
         program,
         args: arguments,
     })
+}
+
+/// Checks a lease token given by hand (`--token` / `RLOCK_TOKEN`).
+pub fn token(token: Option<&str>) -> Result<String> {
+    match token.map(str::trim) {
+        None | Some("") => Err(exit::usage(
+            "no lease token given: use --token TOKEN (or set RLOCK_TOKEN, as `rlock run` and \
+             `eval \"$(rlock acquire --format shell)\"` do)",
+        )),
+        Some(t) if t.len() > MAX_KEY_LEN || t.chars().any(char::is_control) => Err(exit::usage(
+            "the lease token is malformed (too long, or control characters)",
+        )),
+        Some(t) => Ok(t.to_owned()),
+    }
 }
 
 /// A lock name is non-empty UTF-8 of at most 1024 bytes without control characters.
@@ -175,6 +189,7 @@ mod tests {
         run(match cli.command {
             Some(Command::Run(run_args)) => run_args,
             None => cli.run,
+            Some(_) => panic!("not run mode"),
         })
     }
 

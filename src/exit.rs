@@ -8,6 +8,9 @@
 
 use std::fmt;
 
+/// Not held: `extend`/`release` found the lease is not the caller's (it expired, or another holder
+/// has the lock); `status` found the lock free.
+pub const NOT_HELD: u8 = 3;
 /// Usage error: a bad flag, value or combination of options.
 pub const USAGE: u8 = 2;
 /// Redis could not be reached, or answered with an error, on enough nodes to decide anything.
@@ -28,6 +31,8 @@ pub const HELP: &str = "\
 Exit status:
   N        the command ran: its own exit status, or 128+N if it died of signal N
   2        usage error (bad option, value or combination)
+  3        extend, release: the lease is not yours (it expired, or another holder has the lock);
+           status: the lock is free
   69       Redis unreachable or answered with an error: rlock could not tell whether the lock was free
   75       lock busy: not acquired within --wait (change it with -E)
   124      the lease could not be kept: the command was stopped
@@ -97,6 +102,7 @@ mod tests {
     #[test]
     fn the_help_text_documents_every_code() {
         for code in [
+            NOT_HELD,
             USAGE,
             UNAVAILABLE,
             BUSY,

@@ -41,8 +41,12 @@ use anyhow::Result;
 /// Runs the parsed command line; returns the exit status, or an error to print (with its own).
 pub fn run(cli: cli::Cli) -> Result<u8> {
     match cli.command {
-        Some(cli::Command::Run(args)) => cmd::run::run(&config::run(args)?),
         None => cmd::run::run(&config::run(cli.run)?),
+        Some(cli::Command::Run(args)) => cmd::run::run(&config::run(args)?),
+        Some(cli::Command::Acquire(args)) => cmd::acquire::acquire(&args),
+        Some(cli::Command::Extend(args)) => cmd::extend::extend(&args),
+        Some(cli::Command::Release(args)) => cmd::release::release(&args),
+        Some(cli::Command::Status(args)) => cmd::status::status(&args),
     }
 }
 

@@ -101,6 +101,47 @@ pub enum Extension {
     Unknown(String),
 }
 
+/// The outcome of a release.
+#[derive(Debug)]
+pub struct Released {
+    /// How many nodes deleted the lock (it held our token there).
+    pub deleted: usize,
+    /// The nodes that could not be asked, and why, as one message (empty if none).
+    pub failures: String,
+}
+
+/// What one node says about the lock, for `status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    /// The lock's remaining TTL, if the node holds it (`None` also when it has no expiry).
+    pub ttl: Option<Duration>,
+    /// A digest of the holder's token (never the token), if the node holds the lock.
+    pub digest: Option<String>,
+    /// Whether the token is the caller's.
+    pub mine: bool,
+    /// The node's fence counter.
+    pub fence: Option<u64>,
+    /// The holder record (`host`, `pid`, `command`, `since`), as stored.
+    pub holder: Vec<(String, String)>,
+}
+
+/// The lock's state across its nodes, for `status`.
+#[derive(Clone, Debug)]
+pub struct LockStatus {
+    /// Whether a majority of nodes hold the lock for the same holder.
+    pub held: bool,
+    /// Whether that holder is the caller (its token was given).
+    pub mine: bool,
+    /// How long until fewer than a majority hold it (at most), if held.
+    pub expires_in: Option<Duration>,
+    /// The holder record, if held and recorded.
+    pub holder: Vec<(String, String)>,
+    /// The highest fence counter on any node: the latest fence handed out.
+    pub fence: Option<u64>,
+    /// Each node's redacted URL and what it said.
+    pub nodes: Vec<(String, Result<NodeView, NodeError>)>,
+}
+
 /// One lock on its nodes: what acquire, extend and release work on.
 pub struct Lock {
     /// The lock's name, as the user gave it.
@@ -145,6 +186,11 @@ impl Lock {
     /// The lease TTL.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// The nodes' redacted URLs, for output.
+    pub fn names(&self) -> Vec<&str> {
+        self.nodes.iter().map(Node::name).collect()
     }
 
     /// The nodes' URLs as given (credentials included), comma-separated, for `RLOCK_REDIS`.
@@ -255,19 +301,19 @@ impl Lock {
                 None => Extension::Unknown("the extension came back too late to count".to_owned()),
             },
             Verdict::Lost if self.nodes.len() == 1 => Extension::Lost(
-                "the lock no longer holds our token (it expired or was deleted)".to_owned(),
+                "the lock does not hold this lease's token (it expired, or was released or deleted)"
+                    .to_owned(),
             ),
             Verdict::Lost => Extension::Lost(format!(
-                "{no} of {} nodes no longer hold our token, so no majority can",
+                "{no} of {} nodes do not hold this lease's token, so no majority can",
                 self.nodes.len()
             )),
             Verdict::Unknown => Extension::Unknown(failures),
         }
     }
 
-    /// Releases the lease `token` on every node (compare-and-delete). Returns how many nodes
-    /// deleted it, or `Err` naming the nodes that could not be asked.
-    pub fn release(&mut self, token: &str) -> std::result::Result<usize, String> {
+    /// Releases the lease `token` on every node (compare-and-delete).
+    pub fn release(&mut self, token: &str) -> Released {
         let deadline = clock::now() + self.timeout;
         let Lock { keys, nodes, .. } = self;
         let replies = node::on_all(nodes, |_, node| {
@@ -275,11 +321,78 @@ impl Lock {
             Some(node.eval::<i64>(&scripts::RELEASE, &keys, &[token], deadline))
         });
         let (deleted, _, failures) = tally(&self.nodes, replies);
-        if failures.is_empty() {
-            Ok(deleted)
-        } else {
-            Err(failures)
+        Released { deleted, failures }
+    }
+
+    /// Reads the lock's state on every node; `token`, if given, is recognised as the caller's.
+    /// `Err` (exit 69) when fewer than a majority answered.
+    pub fn status(&mut self, token: Option<&str>) -> Result<LockStatus> {
+        let deadline = clock::now() + self.timeout;
+        let token = token.unwrap_or("");
+        let Lock { keys, nodes, .. } = self;
+        let replies = node::on_all(nodes, |_, node| {
+            let keys = [keys.lock.as_str(), &keys.holder, &keys.fence];
+            Some(
+                node.eval::<Value>(&scripts::STATUS, &keys, &[token], deadline)
+                    .and_then(parse_status),
+            )
+        });
+        let views: Vec<(String, Result<NodeView, NodeError>)> = self
+            .nodes
+            .iter()
+            .zip(replies)
+            .map(|(node, reply)| (node.name().to_owned(), reply.expect("no node is skipped")))
+            .collect();
+        let majority = quorum::majority(views.len());
+        let answered: Vec<&NodeView> = views.iter().filter_map(|(_, v)| v.as_ref().ok()).collect();
+        if answered.len() < majority {
+            let failures: Vec<(usize, NodeError)> = views
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, v))| v.clone().err().map(|e| (i, e)))
+                .collect();
+            return Err(exit::error(
+                exit::UNAVAILABLE,
+                self.unreachable(&failures, answered.len()),
+            ));
         }
+        let fence = answered.iter().filter_map(|v| v.fence).max();
+        // The holder is the digest a majority shares; it holds until the majority-th longest TTL.
+        let holder_group = answered
+            .iter()
+            .filter_map(|v| v.digest.as_deref())
+            .find(|d| {
+                answered
+                    .iter()
+                    .filter(|v| v.digest.as_deref() == Some(*d))
+                    .count()
+                    >= majority
+            });
+        let (mut held, mut mine, mut expires_in, mut holder) = (false, false, None, Vec::new());
+        if let Some(digest) = holder_group {
+            let group: Vec<&&NodeView> = answered
+                .iter()
+                .filter(|v| v.digest.as_deref() == Some(digest))
+                .collect();
+            let mut ttls: Vec<Duration> = group.iter().filter_map(|v| v.ttl).collect();
+            ttls.sort_unstable_by(|a, b| b.cmp(a));
+            held = true;
+            mine = group.iter().all(|v| v.mine);
+            expires_in = ttls.get(majority - 1).copied();
+            holder = group
+                .iter()
+                .map(|v| v.holder.clone())
+                .find(|h| !h.is_empty())
+                .unwrap_or_default();
+        }
+        Ok(LockStatus {
+            held,
+            mine,
+            expires_in,
+            holder,
+            fence,
+            nodes: views,
+        })
     }
 
     /// Phase two of a Redlock grant: raise the granting nodes' counters to `fence`. Returns how many
@@ -374,6 +487,44 @@ fn parse_acquire(value: Value) -> Result<Reply, NodeError> {
         [Value::Int(0), Value::Int(pttl)] => Ok(Reply::Busy(*pttl)),
         _ => Err(odd()),
     }
+}
+
+/// Decodes the status script's `{pttl, digest, mine, fence, holder}`.
+fn parse_status(value: Value) -> Result<NodeView, NodeError> {
+    let odd = || NodeError::Server("unexpected reply to the status script".to_owned());
+    let text = |v: &Value| match v {
+        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+        _ => Err(odd()),
+    };
+    let Value::Array(items) = value else {
+        return Err(odd());
+    };
+    let [
+        Value::Int(pttl),
+        digest,
+        Value::Int(mine),
+        fence,
+        Value::Array(holder),
+    ] = items.as_slice()
+    else {
+        return Err(odd());
+    };
+    let digest = text(digest)?;
+    let fence = text(fence)?;
+    let holder = holder
+        .chunks(2)
+        .map(|pair| match pair {
+            [k, v] => Ok((text(k)?, text(v)?)),
+            _ => Err(odd()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NodeView {
+        ttl: u64::try_from(*pttl).ok().map(Duration::from_millis),
+        mine: *mine == 1,
+        fence: fence::parse(&fence),
+        digest: (!digest.is_empty()).then_some(digest),
+        holder,
+    })
 }
 
 /// Counts a round's replies: (nodes that said 1, nodes that said 0, the failures as one message).

@@ -88,3 +88,22 @@ return 1
 ",
     )
 });
+
+/// Read the lock's state without changing it, for `status`.
+///
+/// `KEYS`: lock, holder, fence. `ARGV`: the caller's token, or `''`. Returns
+/// `{pttl, digest, mine, fence, holder}`: the lock's remaining TTL in ms (-2 if free), a SHA-1 of
+/// its token (so that nodes can be compared without ever revealing a token), 1 if the token is the
+/// caller's, the fence counter (`''` if none) and the holder hash as a flat list.
+pub static STATUS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('GET', KEYS[1])
+local fence = redis.call('GET', KEYS[3]) or ''
+if not v then return {-2, '', 0, fence, {}} end
+local mine = 0
+if v == ARGV[1] then mine = 1 end
+return {redis.call('PTTL', KEYS[1]), redis.sha1hex(v), mine, fence, redis.call('HGETALL', KEYS[2])}
+",
+    )
+});

@@ -1,0 +1,94 @@
+//! `rlock acquire`: take the lease and print it, for scripts that release it themselves.
+//!
+//! Nothing keeps this lease alive: the caller extends it (`rlock extend`) and releases it
+//! (`rlock release`). The holder record names the calling process (rlock's parent), since rlock
+//! itself exits at once.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::Acquired;
+use crate::cli::{AcquireArgs, AcquireFormat};
+use crate::config;
+use crate::lease::{Grant, Holder, Lock};
+
+/// Takes the lease and prints it in the requested format; returns the exit status.
+pub fn acquire(args: &AcquireArgs) -> Result<u8> {
+    let s = config::lock(&args.lock)?;
+    let (_events, mut inbox) = super::events()?;
+    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl)?;
+    let parent = nix::unistd::getppid().as_raw();
+    let holder = Holder {
+        host: super::host_name(),
+        pid: parent.unsigned_abs(),
+        command: std::fs::read_to_string(format!("/proc/{parent}/comm"))
+            .map_or_else(|_| String::new(), |c| c.trim().to_owned()),
+    };
+    let grant = match super::acquire(&mut lock, &holder, args.wait.wait, &mut inbox)? {
+        Acquired::Granted(grant) => grant,
+        Acquired::Busy(expires_in) => {
+            return Ok(super::busy(
+                &s.key,
+                expires_in,
+                args.wait.conflict_exit_code,
+            ));
+        }
+        Acquired::Interrupted(signal) => return Ok(Acquired::signal_status(signal)),
+    };
+    println!("{}", render(args.format, &s, &lock, &grant));
+    Ok(0)
+}
+
+/// The lease as `format` prints it.
+fn render(format: AcquireFormat, s: &config::LockSettings, lock: &Lock, grant: &Grant) -> String {
+    match format {
+        AcquireFormat::Plain => grant.token.clone(),
+        AcquireFormat::Json => json!({
+            "key": s.key,
+            "token": grant.token,
+            "fence": grant.fence,
+            "ttl_ms": millis(s.ttl),
+            "validity_ms": millis(grant.deadline.remaining()),
+            "nodes": lock.names(),
+            "granted": grant.granted,
+        })
+        .to_string(),
+        AcquireFormat::Shell => [
+            ("RLOCK_KEY", s.key.clone()),
+            ("RLOCK_TOKEN", grant.token.clone()),
+            ("RLOCK_FENCE", grant.fence.to_string()),
+            ("RLOCK_REDIS", lock.urls()),
+            ("RLOCK_PREFIX", s.prefix.clone()),
+            ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
+        ]
+        .iter()
+        .map(|(name, value)| format!("export {name}={}", shell_quote(value)))
+        .collect::<Vec<_>>()
+        .join("\n"),
+    }
+}
+
+/// `text` as one single-quoted shell word: nothing inside is expanded or executed.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `d` in whole milliseconds.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_quote;
+
+    #[test]
+    fn shell_quoting_keeps_every_character_literal() {
+        assert_eq!(shell_quote("job"), "'job'");
+        assert_eq!(
+            shell_quote("it's $(rm -rf /) `x` \"y\""),
+            r#"'it'\''s $(rm -rf /) `x` "y"'"#
+        );
+        assert_eq!(shell_quote(""), "''");
+    }
+}
