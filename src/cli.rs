@@ -230,6 +230,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Stopping")]
     pub kill_after: Option<Duration>,
 
+    /// Stop the command if it runs longer than this (--kill-signal, then SIGKILL), exit 124.
+    ///
+    /// A hung job must not hold the lock for ever by extending it for ever.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Stopping")]
+    pub max_time: Option<Duration>,
+
+    /// Keep the lock at least this long after the command started, even if it finishes sooner.
+    ///
+    /// Instead of releasing, rlock leaves the lock to expire when the time is up, so that a host
+    /// whose cron fires a few seconds later does not run the same job again: "once per schedule
+    /// across hosts", e.g. `rlock -k nightly --min-hold 5m -- job`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Cron")]
+    pub min_hold: Option<Duration>,
+
+    /// Sleep a random time in [0, DURATION) before the first attempt, to spread hosts apart.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Cron")]
+    pub jitter: Option<Duration>,
+
     /// Run SHELL COMMAND with `sh -c` instead of COMMAND.
     #[arg(
         short = 'c',

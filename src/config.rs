@@ -48,6 +48,12 @@ pub struct RunSettings {
     pub conflict_exit_code: u8,
     /// How to stop the command.
     pub stop: StopPolicy,
+    /// Stop the command after this long.
+    pub max_time: Option<Duration>,
+    /// Keep the lock at least this long after the command started.
+    pub min_hold: Option<Duration>,
+    /// Sleep up to this long before the first attempt.
+    pub jitter: Option<Duration>,
     /// The program to run.
     pub program: OsString,
     /// Its arguments.
@@ -56,16 +62,19 @@ pub struct RunSettings {
 
 /// Validates the options every lock command shares, and applies `-q`/`-v`.
 pub fn lock(args: &LockArgs) -> Result<LockSettings> {
-    log::set_level(match (args.quiet, args.verbose) {
-        (true, _) => Level::Quiet,
-        (_, true) => Level::Verbose,
-        _ => Level::Normal,
-    });
     let key = args
         .key
         .as_deref()
         .ok_or_else(|| exit::usage("no lock name given: use -k KEY (or set RLOCK_KEY)"))?;
     check_key(key)?;
+    log::set_level(
+        match (args.quiet, args.verbose) {
+            (true, _) => Level::Quiet,
+            (_, true) => Level::Verbose,
+            _ => Level::Normal,
+        },
+        key,
+    );
     if args.prefix.len() > MAX_KEY_LEN || args.prefix.chars().any(char::is_control) {
         return Err(exit::usage(format!(
             "invalid --prefix {:?}: at most {MAX_KEY_LEN} bytes, no control characters",
@@ -123,6 +132,14 @@ pub fn run(args: RunArgs) -> Result<RunSettings> {
         None => DEFAULT_KILL_AFTER.min(lock.ttl / 4),
     };
     debug_assert!(kill_after < quorum::lifetime(lock.ttl));
+    for (flag, value) in [("--max-time", args.max_time), ("--min-hold", args.min_hold)] {
+        if value.is_some_and(|d| d.is_zero() || d > MAX_TTL) {
+            return Err(exit::usage(format!(
+                "{flag} must be more than zero and at most {}",
+                humantime::format_duration(MAX_TTL)
+            )));
+        }
+    }
     let (program, arguments) = match (args.shell, args.command.split_first()) {
         (Some(line), _) => ("sh".into(), vec!["-c".into(), line.into()]),
         (None, Some((program, rest))) => (program.clone(), rest.to_vec()),
@@ -140,6 +157,9 @@ pub fn run(args: RunArgs) -> Result<RunSettings> {
             signal: args.kill_signal,
             grace: kill_after,
         },
+        max_time: args.max_time,
+        min_hold: args.min_hold,
+        jitter: args.jitter,
         program,
         args: arguments,
     })

@@ -17,7 +17,7 @@ pub const USAGE: u8 = 2;
 pub const UNAVAILABLE: u8 = 69;
 /// The lock is held by someone else (not acquired within `--wait`); `-E` changes it.
 pub const BUSY: u8 = 75;
-/// The lease could not be kept, so the command was stopped.
+/// The lease could not be kept, or the command ran past `--max-time`: it was stopped.
 pub const LEASE_LOST: u8 = 124;
 /// Any other failure of rlock itself.
 pub const FAILURE: u8 = 125;
@@ -35,7 +35,7 @@ Exit status:
            status: the lock is free
   69       Redis unreachable or answered with an error: rlock could not tell whether the lock was free
   75       lock busy: not acquired within --wait (change it with -E)
-  124      the lease could not be kept: the command was stopped
+  124      the lease could not be kept, or the command ran past --max-time: it was stopped
   125      other failure of rlock itself
   126      the command was found but is not executable
   127      the command was not found";

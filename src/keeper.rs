@@ -46,7 +46,7 @@ impl Keeper {
                 while inbox.recv_until(Some(next)).is_none() {
                     match lock.extend(&token) {
                         Extension::Kept { deadline } => {
-                            log::info!("extended lock '{}'", lock.key());
+                            log::info!("extended");
                             report(LeaseEvent::Extended(deadline));
                             next = clock::now() + quorum::extend_every(lock.ttl());
                         }

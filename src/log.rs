@@ -1,8 +1,12 @@
 //! Diagnostics on stderr: one `rlock: ` prefix, and a verbosity that `-q` and `-v` set once.
 //!
 //! Errors are not printed here: they travel up as values and `main` prints the one line. This
-//! module is for what happens along the way: warnings (silenced by `-q`) and progress (`-v`).
+//! module is for what happens along the way: warnings (silenced by `-q`) and progress (`-v`). With
+//! `-v` every line also carries a UTC timestamp and the lock's name, so that cron mail and
+//! `journalctl` tell a clear story of acquired, extended, lost, released.
 
+use std::fmt;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// How much rlock says on stderr besides errors.
@@ -17,10 +21,12 @@ pub enum Level {
 }
 
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Normal as u8);
+static KEY: OnceLock<String> = OnceLock::new();
 
-/// Sets the process-wide verbosity.
-pub fn set_level(level: Level) {
+/// Sets the process-wide verbosity, and the lock name that `-v` lines carry.
+pub fn set_level(level: Level, key: &str) {
     LEVEL.store(level as u8, Ordering::Relaxed);
+    let _ = KEY.set(key.to_owned());
 }
 
 /// Whether messages at `level` are printed.
@@ -28,21 +34,32 @@ pub fn enabled(level: Level) -> bool {
     LEVEL.load(Ordering::Relaxed) >= level as u8
 }
 
+/// Prints one diagnostic line at `level` (`warning` marks a warning).
+pub fn emit(level: Level, warning: bool, message: fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
+    let kind = if warning { "warning: " } else { "" };
+    if enabled(Level::Verbose) {
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        let key = KEY.get().map_or("", String::as_str);
+        eprintln!("rlock: {now} [{key}] {kind}{message}");
+    } else {
+        eprintln!("rlock: {kind}{message}");
+    }
+}
+
 /// Prints a warning (not with `-q`).
 macro_rules! warning {
     ($($arg:tt)*) => {
-        if $crate::log::enabled($crate::log::Level::Normal) {
-            eprintln!("rlock: warning: {}", format_args!($($arg)*));
-        }
+        $crate::log::emit($crate::log::Level::Normal, true, format_args!($($arg)*))
     };
 }
 
 /// Prints a progress line (only with `-v`).
 macro_rules! info {
     ($($arg:tt)*) => {
-        if $crate::log::enabled($crate::log::Level::Verbose) {
-            eprintln!("rlock: {}", format_args!($($arg)*));
-        }
+        $crate::log::emit($crate::log::Level::Verbose, false, format_args!($($arg)*))
     };
 }
 

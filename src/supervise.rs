@@ -84,6 +84,8 @@ impl Status {
 pub enum Stopped {
     /// Its deadline came (or was `--kill-after` away) and no later one arrived.
     Deadline,
+    /// It ran past its time limit.
+    TimeLimit,
     /// A [`Event::Stop`] asked for it, for this reason.
     Requested(String),
 }
@@ -221,13 +223,15 @@ impl Child {
     }
 }
 
-/// Supervises `child` until its whole group is gone, reacting to the `inbox`; the command must
-/// be dead by `deadline` (if any, until an [`Event::Deadline`] moves it). Returns how it ended.
+/// Supervises `child` until its whole group is gone, reacting to the `inbox`. The command must be
+/// dead by `deadline` (if any, until an [`Event::Deadline`] moves it), and is stopped (with the
+/// grace) when `time_limit` comes. Returns how it ended.
 pub fn supervise(
     mut child: Child,
     inbox: &mut Inbox<Event>,
     policy: StopPolicy,
     mut deadline: Option<Stamp>,
+    time_limit: Option<Stamp>,
 ) -> Outcome {
     /// How often to look whether the group is empty once the leader is gone (a member whose
     /// parent is not rlock dies without telling us).
@@ -265,6 +269,11 @@ pub fn supervise(
             }
         }
 
+        if !draining && stop_sent.is_none() && time_limit.is_some_and(|t| now >= t) {
+            stopped.get_or_insert(Stopped::TimeLimit);
+            child.signal(policy.signal);
+            stop_sent = Some(now);
+        }
         // The deadline: the stop signal a grace before it, SIGKILL at it.
         if let Some(d) = deadline.filter(|&d| now >= d.minus(policy.grace)) {
             stopped.get_or_insert(Stopped::Deadline);
@@ -294,6 +303,9 @@ pub fn supervise(
             }
             if let Some(s) = stop_sent {
                 wake_at(s + policy.grace);
+            }
+            if let Some(t) = time_limit.filter(|_| stop_sent.is_none() && !draining) {
+                wake_at(t);
             }
         }
         if draining {

@@ -126,7 +126,7 @@ pub(crate) fn host_name() -> String {
 }
 
 /// A uniformly random number in [0, 1).
-fn random_fraction() -> f64 {
+pub(crate) fn random_fraction() -> f64 {
     // Jitter only: if the OS source fails, a fixed midpoint is still a valid delay.
     let bits = getrandom::u64().unwrap_or(1 << 63);
     #[allow(clippy::cast_precision_loss)] // 53 bits of randomness are plenty for a delay

@@ -4,22 +4,34 @@
 //! [`Event`]s: the signal thread and the keeper send, the supervisor receives. The lease is taken
 //! before the command starts, kept by the [`Keeper`] while it runs, and released only once the
 //! command's whole process group is gone; if the lease cannot be kept, the command is stopped and
-//! rlock exits 124.
+//! rlock exits 124. The cron options fit around that: `--jitter` before the first attempt,
+//! `--max-time` as a second limit for the supervisor, `--min-hold` in place of the release.
+
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
 
 use super::Acquired;
+use crate::clock::{self, Stamp};
 use crate::config::RunSettings;
 use crate::exit;
+use crate::inbox::Inbox;
 use crate::keeper::{Keeper, LeaseEvent};
-use crate::lease::{Holder, Lock};
+use crate::lease::{Extension, Holder, Lock};
 use crate::log;
-use crate::supervise::{self, Event, Stopped};
+use crate::supervise::{self, Event, Outcome, Stopped};
 
 /// Runs the command under the lock; returns the exit status.
 pub fn run(settings: &RunSettings) -> Result<u8> {
     let (events, mut inbox) = super::events()?;
     let s = &settings.lock;
+    if let Some(signal) = settings
+        .jitter
+        .and_then(|jitter| sleep_jitter(jitter, &mut inbox))
+    {
+        return Ok(Acquired::signal_status(signal));
+    }
     let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl)?;
     let holder = Holder {
         host: super::host_name(),
@@ -37,8 +49,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         Acquired::Interrupted(signal) => return Ok(Acquired::signal_status(signal)),
     };
     log::info!(
-        "acquired lock '{}' with fence {} on {} of {} node(s)",
-        s.key,
+        "acquired with fence {} on {} of {} node(s)",
         grant.fence,
         grant.granted,
         s.urls.len()
@@ -71,32 +82,100 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
             return Err(e);
         }
     };
+    let started = clock::now();
     log::info!("started the command (pid {})", child.pid());
 
-    let outcome = supervise::supervise(child, &mut inbox, settings.stop, Some(grant.deadline));
-    release(&mut keeper.stop(), &grant.token);
-    let why = match outcome.stopped {
-        None => return Ok(outcome.status.code()),
-        Some(Stopped::Deadline) => {
-            "no extension succeeded in time (Redis unreachable or too slow)".to_owned()
+    let time_limit = settings.max_time.map(|limit| started + limit);
+    let outcome = supervise::supervise(
+        child,
+        &mut inbox,
+        settings.stop,
+        Some(grant.deadline),
+        time_limit,
+    );
+    conclude(
+        settings,
+        &mut keeper.stop(),
+        &grant.token,
+        started,
+        &outcome,
+    )
+}
+
+/// Sleeps a random time below `jitter`; returns the signal that cut it short, if one did.
+fn sleep_jitter(jitter: Duration, inbox: &mut Inbox<Event>) -> Option<Signal> {
+    let until = clock::now() + jitter.mul_f64(super::random_fraction());
+    while let Some(event) = inbox.recv_until(Some(until)) {
+        if let Event::Signal(signal) = event {
+            return Some(signal);
         }
-        Some(Stopped::Requested(why)) => why,
+    }
+    None
+}
+
+/// Ends the lease as the command's `outcome` requires and turns it into rlock's exit status.
+fn conclude(
+    settings: &RunSettings,
+    lock: &mut Lock,
+    token: &str,
+    started: Stamp,
+    outcome: &Outcome,
+) -> Result<u8> {
+    let key = &settings.lock.key;
+    let hold_until = settings.min_hold.map(|hold| started + hold);
+    let why = match &outcome.stopped {
+        None => {
+            finish(lock, token, hold_until);
+            log::info!("the command exited with status {}", outcome.status.code());
+            return Ok(outcome.status.code());
+        }
+        Some(Stopped::TimeLimit) => {
+            finish(lock, token, hold_until);
+            let limit = humantime::format_duration(settings.max_time.unwrap_or_default());
+            log::info!("the command ran past --max-time {limit}; stopped it");
+            return Err(exit::error(
+                exit::LEASE_LOST,
+                format!(
+                    "the command ran longer than --max-time {limit}; it was stopped (lock '{key}')"
+                ),
+            ));
+        }
+        Some(Stopped::Deadline) => "no extension succeeded in time (Redis unreachable or too slow)",
+        Some(Stopped::Requested(why)) => why.as_str(),
     };
+    release(lock, token);
+    log::info!("lost: {why}; stopped the command");
     Err(exit::error(
         exit::LEASE_LOST,
-        format!("lost lock '{}': {why}; the command was stopped", s.key),
+        format!("lost lock '{key}': {why}; the command was stopped"),
     ))
+}
+
+/// Ends the lease after the command: releases it, or, until `hold_until` (`--min-hold`), leaves it
+/// to expire then, so that a host whose cron fires late does not run the job again.
+fn finish(lock: &mut Lock, token: &str, hold_until: Option<clock::Stamp>) {
+    let left = hold_until.map_or(Duration::ZERO, clock::Stamp::remaining);
+    if left.is_zero() {
+        return release(lock, token);
+    }
+    match lock.extend_for(token, left) {
+        Extension::Kept { .. } => log::info!(
+            "keeping the lock for another {} (--min-hold)",
+            humantime::format_duration(super::round_ms(left))
+        ),
+        Extension::Lost(why) | Extension::Unknown(why) => log::warning!(
+            "could not hold lock '{}' for --min-hold ({why}); it expires by itself within {}",
+            lock.key(),
+            humantime::format_duration(lock.ttl())
+        ),
+    }
 }
 
 /// Releases the lease on every node; a failure is a warning, since the lease expires by itself.
 fn release(lock: &mut Lock, token: &str) {
     let released = lock.release(token);
     if released.failures.is_empty() {
-        log::info!(
-            "released lock '{}' on {} node(s)",
-            lock.key(),
-            released.deleted
-        );
+        log::info!("released on {} node(s)", released.deleted);
     } else {
         log::warning!(
             "could not release lock '{}' everywhere ({}); it expires by itself within {}",

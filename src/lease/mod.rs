@@ -282,11 +282,16 @@ impl Lock {
         Ok(Attempt::Busy { expires_in })
     }
 
-    /// Extends the lease `token` on all nodes.
+    /// Extends the lease `token` on all nodes to the lock's TTL.
     pub fn extend(&mut self, token: &str) -> Extension {
+        self.extend_for(token, self.ttl)
+    }
+
+    /// Sets the lease `token`'s remaining time to `ttl` on all nodes (it may shorten it).
+    pub fn extend_for(&mut self, token: &str, ttl: Duration) -> Extension {
         let sent = clock::now();
         let deadline = sent + self.timeout;
-        let ttl_ms = millis(self.ttl).to_string();
+        let ttl_ms = millis(ttl).max(1).to_string();
         let Lock { keys, nodes, .. } = self;
         let replies = node::on_all(nodes, |_, node| {
             let keys = [keys.lock.as_str(), &keys.holder];
@@ -294,9 +299,9 @@ impl Lock {
         });
         let (yes, no, failures) = tally(&self.nodes, replies);
         match quorum::judge(self.nodes.len(), yes, no) {
-            Verdict::Kept => match quorum::validity(self.ttl, clock::now().since(sent)) {
+            Verdict::Kept => match quorum::validity(ttl, clock::now().since(sent)) {
                 Some(_) => Extension::Kept {
-                    deadline: sent + quorum::lifetime(self.ttl),
+                    deadline: sent + quorum::lifetime(ttl),
                 },
                 None => Extension::Unknown("the extension came back too late to count".to_owned()),
             },

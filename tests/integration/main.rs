@@ -4,6 +4,7 @@
 //! fixture layer is `support`.
 
 mod by_hand;
+mod cron;
 mod fixture;
 mod run;
 mod support;
