@@ -6,6 +6,7 @@
 mod by_hand;
 mod cron;
 mod fixture;
+mod redlock;
 mod run;
 mod support;
 mod terminal;
