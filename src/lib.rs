@@ -19,6 +19,7 @@
 //!   nothing of Redis.
 //! - [`signals`]: caught signals, as values.
 //! - [`clock`]: the boot clock all lease time is measured on.
+//! - [`events`]: what the main thread reacts to, from every source.
 //! - [`inbox`]: the channel the supervisor waits on: messages, or a time on the boot clock.
 //! - [`log`]: warnings and progress on stderr.
 //!
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod events;
 pub mod exit;
 pub mod inbox;
 pub mod keeper;

@@ -33,22 +33,10 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, setpgid, tcgetpgrp, tcsetpgrp};
 
 use crate::clock::{self, Stamp};
+use crate::events::Event;
 use crate::exit;
 use crate::inbox::Inbox;
 use crate::log;
-
-/// What the supervisor reacts to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// Pass this signal on to the command's group.
-    Signal(Signal),
-    /// A child changed state: reap and look.
-    ChildChanged,
-    /// The command must be dead by this time; it replaces the previous deadline.
-    Deadline(Stamp),
-    /// Stop the command now (stop signal, then `SIGKILL` after the grace), for this reason.
-    Stop(String),
-}
 
 /// How to stop the command.
 #[derive(Clone, Copy, Debug)]
@@ -329,7 +317,7 @@ pub fn supervise(
                 child.signal(Signal::SIGKILL);
                 killed = Some(clock::now());
             }
-            Some(Event::ChildChanged) | None => {}
+            Some(Event::ChildChanged | Event::Released) | None => {}
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::lease::{Grant, Holder, Lock};
 /// Takes the lease and prints it in the requested format; returns the exit status.
 pub fn acquire(args: &AcquireArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
-    let (_events, mut inbox) = super::events()?;
+    let (events, mut inbox) = super::events()?;
     let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl)?;
     let parent = nix::unistd::getppid().as_raw();
     let holder = Holder {
@@ -24,7 +24,7 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8> {
         command: std::fs::read_to_string(format!("/proc/{parent}/comm"))
             .map_or_else(|_| String::new(), |c| c.trim().to_owned()),
     };
-    let grant = match super::acquire(&mut lock, &holder, args.wait.wait, &mut inbox)? {
+    let grant = match super::acquire(&mut lock, &holder, args.wait.wait, &events, &mut inbox)? {
         Acquired::Granted(grant) => grant,
         Acquired::Busy(expires_in) => {
             return Ok(super::busy(

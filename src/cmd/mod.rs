@@ -7,19 +7,20 @@ pub mod release;
 pub mod run;
 pub mod status;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 
 use crate::cli::Wait;
 use crate::clock;
+use crate::events::Event;
 use crate::exit;
 use crate::inbox::{self, Inbox};
+use crate::lease::watch::Watch;
 use crate::lease::{Attempt, Grant, Holder, Lock};
 use crate::log::{self, Level};
 use crate::signals::{self, Caught};
-use crate::supervise::Event;
 
 /// How an acquisition ended.
 pub(crate) enum Acquired {
@@ -53,24 +54,37 @@ pub(crate) fn events() -> Result<(inbox::Sender<Event>, Inbox<Event>)> {
     Ok((events, inbox))
 }
 
-/// Tries to take the lease until it is granted or `wait` runs out, retrying after a random delay
-/// (so that competing clients do not split a quorum's votes for ever) that never outlasts the
-/// holder's remaining TTL. A signal ends the wait at once, and one that arrives while a grant is
-/// on its way undoes the grant: the caller gave up.
+/// Tries to take the lease until it is granted or `wait` runs out. A signal ends the wait at once,
+/// and one that arrives while a grant is on its way undoes the grant: the caller gave up.
+///
+/// Waiting is event-driven: after the first busy answer the waiter subscribes to the lock's release
+/// channel on every node ([`Lock::watch`]) and tries again at once, so that no release is missed;
+/// then it sleeps until a release is announced, the holder's TTL runs out (a crashed holder is
+/// taken over right after its lease expires), or a backstop period passes, whichever is first.
+/// Attempts are paced (see [`Pace`]), and in Redlock mode a wake-up waits a few random
+/// milliseconds so that competing waiters do not split the votes in lockstep.
 pub(crate) fn acquire(
     lock: &mut Lock,
     holder: &Holder,
     wait: Wait,
-    events: &mut Inbox<Event>,
+    events: &inbox::Sender<Event>,
+    inbox: &mut Inbox<Event>,
 ) -> Result<Acquired> {
-    /// The mean pause between attempts.
-    const RETRY: Duration = Duration::from_millis(100);
-    let started = Instant::now();
+    /// The longest a waiter sleeps without trying: the backstop for a lost announcement.
+    const BACKSTOP: Duration = Duration::from_secs(1);
+    /// The pause before retrying nodes that did not answer.
+    const RETRY_UNAVAILABLE: Duration = Duration::from_millis(100);
+    let limit = match wait {
+        Wait::Forever => None,
+        Wait::For(d) => Some(clock::now() + d),
+    };
+    let mut watch: Option<Watch> = None;
+    let mut pace = Pace::new();
     let mut warned = false;
     loop {
         let (expires_in, failure) = match lock.try_acquire(holder) {
             Ok(Attempt::Acquired(grant)) => {
-                while let Some(event) = events.try_recv() {
+                while let Some(event) = inbox.try_recv() {
                     if let Event::Signal(signal) = event {
                         let _ = lock.release(&grant.token);
                         return Ok(Acquired::Interrupted(signal));
@@ -82,28 +96,111 @@ pub(crate) fn acquire(
             Err(e) if exit::code_of(&e) == exit::UNAVAILABLE => (None, Some(e)),
             Err(e) => return Err(e),
         };
-        let left = match wait {
-            Wait::Forever => Duration::MAX,
-            Wait::For(limit) => limit.saturating_sub(started.elapsed()),
-        };
-        if left.is_zero() {
+        let now = clock::now();
+        if limit.is_some_and(|l| now >= l) {
             return failure.map_or(Ok(Acquired::Busy(expires_in)), Err);
         }
         if let Some(e) = failure.as_ref().filter(|_| !warned) {
             log::warning!("{e:#}; retrying while --wait lasts");
             warned = true;
         }
-        let jitter = RETRY / 2 + RETRY.mul_f64(random_fraction());
-        let pause = jitter
-            .min(left)
-            .min(expires_in.map_or(Duration::MAX, |d| d + Duration::from_millis(1)));
-        let until = clock::now() + pause;
-        while let Some(event) = events.recv_until(Some(until)) {
-            if let Event::Signal(signal) = event {
-                return Ok(Acquired::Interrupted(signal));
-            }
+        if watch.is_none() {
+            let events = events.clone();
+            watch = Some(lock.watch(move || {
+                events.send(Event::Released);
+            }));
+            continue; // listening now: try again, in case the release came before we listened
+        }
+
+        let mut wake = now + BACKSTOP;
+        if let Some(expires_in) = expires_in {
+            wake = wake.min(now + expires_in + jitter(Duration::from_millis(3)));
+        }
+        if failure.is_some() {
+            wake = wake.min(now + RETRY_UNAVAILABLE / 2 + jitter(RETRY_UNAVAILABLE));
+        }
+        if let Some(l) = limit {
+            wake = wake.min(l);
+        }
+        let released = match pause(inbox, wake, true) {
+            Woke::Signal(signal) => return Ok(Acquired::Interrupted(signal)),
+            Woke::Released => true,
+            Woke::Time => false,
+        };
+        let mut next = pace.next_attempt();
+        if released && lock.node_count() > 1 {
+            next = next.max(clock::now() + jitter(Duration::from_millis(5)));
+        }
+        if let Woke::Signal(signal) = pause(inbox, next, false) {
+            return Ok(Acquired::Interrupted(signal));
         }
     }
+}
+
+/// Why [`pause`] returned.
+enum Woke {
+    Signal(Signal),
+    Released,
+    Time,
+}
+
+/// Waits until `until`, or until a signal; with `on_release`, also until a release is announced.
+/// Announcements that pile up while the waiter is busy count as one.
+fn pause(inbox: &mut Inbox<Event>, until: clock::Stamp, on_release: bool) -> Woke {
+    while let Some(event) = inbox.recv_until(Some(until)) {
+        match event {
+            Event::Signal(signal) => return Woke::Signal(signal),
+            Event::Released if on_release => {
+                while let Some(event) = inbox.try_recv() {
+                    if let Event::Signal(signal) = event {
+                        return Woke::Signal(signal);
+                    }
+                }
+                return Woke::Released;
+            }
+            _ => {}
+        }
+    }
+    Woke::Time
+}
+
+/// Paces a waiter's attempts: a bucket of [`Pace::BURST`] attempts that refills at
+/// [`Pace::RATE`] per second, so a waiter answers a release at once but sends at most `RATE`
+/// attempts (one request per node each) per second however often the lock changes hands.
+struct Pace {
+    tokens: f64,
+    last: clock::Stamp,
+}
+
+impl Pace {
+    const RATE: f64 = 10.0;
+    const BURST: f64 = 3.0;
+
+    fn new() -> Pace {
+        Pace {
+            tokens: Self::BURST,
+            last: clock::now(),
+        }
+    }
+
+    /// When the next attempt may go out (now, if the bucket has a token), taking that token.
+    fn next_attempt(&mut self) -> clock::Stamp {
+        let now = clock::now();
+        self.tokens =
+            (self.tokens + now.since(self.last).as_secs_f64() * Self::RATE).min(Self::BURST);
+        self.last = now;
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            now
+        } else {
+            now + Duration::from_secs_f64(-self.tokens / Self::RATE)
+        }
+    }
+}
+
+/// A random duration in [0, `max`).
+fn jitter(max: Duration) -> Duration {
+    max.mul_f64(random_fraction())
 }
 
 /// Says that lock `key` is busy (unless `-q`, or `-E 0` asked for a silent skip); returns `code`.

@@ -15,12 +15,13 @@ use nix::sys::signal::Signal;
 use super::Acquired;
 use crate::clock::{self, Stamp};
 use crate::config::RunSettings;
+use crate::events::Event;
 use crate::exit;
 use crate::inbox::Inbox;
 use crate::keeper::{Keeper, LeaseEvent};
 use crate::lease::{Extension, Holder, Lock};
 use crate::log;
-use crate::supervise::{self, Event, Outcome, Stopped};
+use crate::supervise::{self, Outcome, Stopped};
 
 /// Runs the command under the lock; returns the exit status.
 pub fn run(settings: &RunSettings) -> Result<u8> {
@@ -41,7 +42,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
             .map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
     };
 
-    let grant = match super::acquire(&mut lock, &holder, settings.wait, &mut inbox)? {
+    let grant = match super::acquire(&mut lock, &holder, settings.wait, &events, &mut inbox)? {
         Acquired::Granted(grant) => grant,
         Acquired::Busy(expires_in) => {
             return Ok(super::busy(&s.key, expires_in, settings.conflict_exit_code));

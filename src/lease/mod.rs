@@ -14,6 +14,7 @@ pub mod fence;
 pub mod node;
 pub mod quorum;
 pub mod scripts;
+pub mod watch;
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,6 +36,8 @@ pub struct Keys {
     pub fence: String,
     /// `P{K}:holder`: who holds it.
     pub holder: String,
+    /// `P{K}:released`: the pub/sub channel releases are announced on (not a key).
+    pub released: String,
 }
 
 impl Keys {
@@ -44,6 +47,7 @@ impl Keys {
         Keys {
             fence: format!("{lock}:fence"),
             holder: format!("{lock}:holder"),
+            released: format!("{lock}:released"),
             lock,
         }
     }
@@ -188,6 +192,11 @@ impl Lock {
         self.ttl
     }
 
+    /// How many nodes the lock lives on.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// The nodes' redacted URLs, for output.
     pub fn names(&self) -> Vec<&str> {
         self.nodes.iter().map(Node::name).collect()
@@ -321,9 +330,10 @@ impl Lock {
     pub fn release(&mut self, token: &str) -> Released {
         let deadline = clock::now() + self.timeout;
         let Lock { keys, nodes, .. } = self;
+        let keys_released = keys.released.as_str();
         let replies = node::on_all(nodes, |_, node| {
             let keys = [keys.lock.as_str(), &keys.holder];
-            Some(node.eval::<i64>(&scripts::RELEASE, &keys, &[token], deadline))
+            Some(node.eval::<i64>(&scripts::RELEASE, &keys, &[token, keys_released], deadline))
         });
         let (deleted, _, failures) = tally(&self.nodes, replies);
         Released { deleted, failures }
@@ -419,11 +429,13 @@ impl Lock {
     fn undo(&mut self, token: &str, busy: &[(usize, i64)]) {
         let deadline = clock::now() + self.timeout;
         let Lock { keys, nodes, .. } = self;
+        let keys_released = keys.released.as_str();
         node::on_all(nodes, |i, node| {
             (!busy.iter().any(|&(b, _)| b == i)).then(|| {
                 let keys = [keys.lock.as_str(), &keys.holder];
                 // Best effort: a node that does not answer now lets the lease expire by its TTL.
-                let _ = node.eval::<i64>(&scripts::RELEASE, &keys, &[token], deadline);
+                let _ =
+                    node.eval::<i64>(&scripts::RELEASE, &keys, &[token, keys_released], deadline);
             })
         });
     }

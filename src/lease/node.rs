@@ -107,6 +107,11 @@ impl Node {
         &self.url
     }
 
+    /// The client, for connections of other kinds (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     /// The server's address, to detect the same address listed twice.
     pub fn addr(&self) -> &redis::ConnectionAddr {
         self.client.get_connection_info().addr()

@@ -9,7 +9,8 @@
 //! The key contract (other tools may read these keys), for a lock named `K` under prefix `P`:
 //! - `P{K}` holds the current holder's token, with the lease's TTL;
 //! - `P{K}:holder` is a hash (`host`, `pid`, `command`, `since`) that lives and dies with it;
-//! - `P{K}:fence` is the fencing-token counter; it never expires.
+//! - `P{K}:fence` is the fencing-token counter; it never expires;
+//! - `P{K}:released` is a pub/sub channel (not a key) on which releases are announced.
 //!
 //! The `{K}` hash tag puts all three in one Redis Cluster slot, so one script may touch them all.
 
@@ -76,14 +77,17 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
     )
 });
 
-/// Compare-and-`DEL`: delete the lock (and its holder record) only if it still holds our token.
+/// Compare-and-`DEL`: delete the lock (and its holder record) only if it still holds our token,
+/// and announce the release to waiters.
 ///
-/// `KEYS`: lock, holder. `ARGV`: token. Returns 1 if deleted, 0 if the lock was not ours.
+/// `KEYS`: lock, holder. `ARGV`: token, release channel. Returns 1 if deleted, 0 if the lock was
+/// not ours (then nothing is announced).
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('PUBLISH', ARGV[2], '')
 return 1
 ",
     )

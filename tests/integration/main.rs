@@ -10,3 +10,4 @@ mod redlock;
 mod run;
 mod support;
 mod terminal;
+mod waiting;
