@@ -53,18 +53,11 @@ fn render(format: AcquireFormat, s: &config::LockSettings, lock: &Lock, grant: &
             "granted": grant.granted,
         })
         .to_string(),
-        AcquireFormat::Shell => [
-            ("RLOCK_KEY", s.key.clone()),
-            ("RLOCK_TOKEN", grant.token.clone()),
-            ("RLOCK_FENCE", grant.fence.to_string()),
-            ("RLOCK_REDIS", lock.urls()),
-            ("RLOCK_PREFIX", s.prefix.clone()),
-            ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
-        ]
-        .iter()
-        .map(|(name, value)| format!("export {name}={}", shell_quote(value)))
-        .collect::<Vec<_>>()
-        .join("\n"),
+        AcquireFormat::Shell => super::lease_env(s, lock, grant)
+            .iter()
+            .map(|(name, value)| format!("export {name}={}", shell_quote(value)))
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
 }
 

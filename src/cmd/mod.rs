@@ -14,6 +14,7 @@ use nix::sys::signal::Signal;
 
 use crate::cli::Wait;
 use crate::clock;
+use crate::config::LockSettings;
 use crate::events::Event;
 use crate::exit;
 use crate::inbox::{self, Inbox};
@@ -201,6 +202,24 @@ impl Pace {
 /// A random duration in [0, `max`).
 fn jitter(max: Duration) -> Duration {
     max.mul_f64(random_fraction())
+}
+
+/// The environment a lease holder gets: what `rlock run` gives its command, and what
+/// `rlock acquire --format shell` exports, so that `extend`, `release` and `status` need no
+/// arguments there.
+pub(crate) fn lease_env(
+    s: &LockSettings,
+    lock: &Lock,
+    grant: &Grant,
+) -> [(&'static str, String); 6] {
+    [
+        ("RLOCK_KEY", s.key.clone()),
+        ("RLOCK_TOKEN", grant.token.clone()),
+        ("RLOCK_FENCE", grant.fence.to_string()),
+        ("RLOCK_REDIS", lock.urls()),
+        ("RLOCK_PREFIX", s.prefix.clone()),
+        ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
+    ]
 }
 
 /// Says that lock `key` is busy (unless `-q`, or `-E 0` asked for a silent skip); returns `code`.

@@ -56,14 +56,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         s.urls.len()
     );
 
-    let env = [
-        ("RLOCK_KEY", s.key.clone()),
-        ("RLOCK_TOKEN", grant.token.clone()),
-        ("RLOCK_FENCE", grant.fence.to_string()),
-        ("RLOCK_REDIS", lock.urls()),
-        ("RLOCK_PREFIX", s.prefix.clone()),
-        ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
-    ];
+    let env = super::lease_env(s, &lock, &grant);
     let keeper = Keeper::start(lock, &grant, move |event| {
         events.send(match event {
             LeaseEvent::Extended(deadline) => Event::Deadline(deadline),

@@ -2,6 +2,7 @@
 //! expires, a signal ends the wait cleanly, and competing waiters all get through.
 
 use std::fs;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
@@ -36,6 +37,27 @@ fn acquire_by_hand(servers: &[RedisServer], key: &str, ttl: &str) -> String {
     out.stdout.trim().to_owned()
 }
 
+/// `rlock -k job -w 20s` whose command writes its start time (µs since the epoch) to `file`.
+fn waiter(servers: &[RedisServer], file: &Path) -> Rlock {
+    on(servers, &[]).args([
+        "-k",
+        "job",
+        "-w",
+        "20s",
+        "-c",
+        &format!("date +%s%6N > {}", file.display()),
+    ])
+}
+
+/// The time from `since` (µs since the epoch) to the start time recorded in `file`.
+fn started_after(file: &Path, since: u128) -> Duration {
+    let start: u128 = wait_for_file(file, SOON)
+        .trim()
+        .parse()
+        .expect("a time in µs");
+    Duration::from_micros(u64::try_from(start.saturating_sub(since)).expect("a sane delay"))
+}
+
 /// Microseconds since the Unix epoch, as `date +%s%6N` prints them.
 fn now_us() -> u128 {
     SystemTime::now()
@@ -52,16 +74,7 @@ fn a_waiter_starts_as_soon_as_the_holder_releases() {
     for round in 0..3 {
         let token = acquire_by_hand(&redis, "job", "30s");
         let started = dir.path().join(format!("started{round}"));
-        let mut waiter = on(&redis, &[])
-            .args([
-                "-k",
-                "job",
-                "-w",
-                "20s",
-                "-c",
-                &format!("date +%s%6N > {}", started.display()),
-            ])
-            .spawn();
+        let mut waiter = waiter(&redis, &started).spawn();
         wait_for("the waiter to listen", SOON, || {
             listeners(&redis[0], "job") == 1
         });
@@ -71,8 +84,7 @@ fn a_waiter_starts_as_soon_as_the_holder_releases() {
             .output()
             .assert_success();
         waiter.wait().assert_success();
-        let start: u128 = wait_for_file(&started, SOON).trim().parse().unwrap();
-        let handoff = Duration::from_micros(u64::try_from(start.saturating_sub(released)).unwrap());
+        let handoff = started_after(&started, released);
         assert!(
             handoff < Duration::from_millis(250),
             "round {round}: handoff took {handoff:?}"
@@ -87,17 +99,7 @@ fn a_crashed_holders_lock_is_taken_right_after_it_expires() {
     acquire_by_hand(&redis, "job", "1s"); // never released: the holder "crashed"
     let expiry = now_us() + u128::try_from(redis[0].pttl("rlock:{job}")).unwrap() * 1000;
     let started = dir.path().join("started");
-    on(&redis, &[])
-        .args([
-            "-k",
-            "job",
-            "-w",
-            "20s",
-            "-c",
-            &format!("date +%s%6N > {}", started.display()),
-        ])
-        .output()
-        .assert_success();
+    waiter(&redis, &started).output().assert_success();
     let start: u128 = fs::read_to_string(&started)
         .unwrap()
         .trim()
@@ -150,16 +152,7 @@ fn a_redlock_waiter_wakes_on_an_announcement_from_any_node() {
     for (round, announcer) in redis.iter().enumerate() {
         acquire_by_hand(&redis, "job", "30s");
         let started = dir.path().join(format!("started{round}"));
-        let mut waiter = on(&redis, &[])
-            .args([
-                "-k",
-                "job",
-                "-w",
-                "20s",
-                "-c",
-                &format!("date +%s%6N > {}", started.display()),
-            ])
-            .spawn();
+        let mut waiter = waiter(&redis, &started).spawn();
         wait_for("the waiter to listen everywhere", SOON, || {
             redis.iter().all(|r| listeners(r, "job") == 1)
         });
@@ -170,8 +163,7 @@ fn a_redlock_waiter_wakes_on_an_announcement_from_any_node() {
         let announced = now_us();
         announcer.cmd(&["PUBLISH", "rlock:{job}:released", ""]);
         waiter.wait().assert_success();
-        let start: u128 = wait_for_file(&started, SOON).trim().parse().unwrap();
-        let wake = Duration::from_micros(u64::try_from(start.saturating_sub(announced)).unwrap());
+        let wake = started_after(&started, announced);
         assert!(
             wake < Duration::from_millis(250),
             "node {round}'s announcement took {wake:?}"
