@@ -112,6 +112,27 @@ pub enum Command {
     ///   $ rlock status -k nightly-report --format json | jq .holder
     #[command(after_long_help = exit::HELP)]
     Status(StatusArgs),
+
+    /// Print the completion script for a shell: bash, zsh, fish, elvish or powershell.
+    ///
+    /// Needs no lock and no Redis. Packagers can take the scripts from the completions directory
+    /// of the source instead.
+    ///
+    /// Example:
+    ///
+    ///   $ rlock completions bash > /etc/bash_completion.d/rlock
+    ///   $ rlock completions zsh > /usr/local/share/zsh/site-functions/_rlock
+    ///   $ rlock completions fish > ~/.config/fish/completions/rlock.fish
+    // Verbatim keeps the example lines apart; `about` is then the summary without its period.
+    #[command(
+        verbatim_doc_comment,
+        about = "Print the completion script for a shell: bash, zsh, fish, elvish or powershell"
+    )]
+    Completions {
+        /// The shell to print the script for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Options for waiting on a busy lock, shared by `run` and `acquire`.

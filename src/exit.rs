@@ -26,19 +26,98 @@ pub const NOT_EXECUTABLE: u8 = 126;
 /// The command was not found.
 pub const NOT_FOUND: u8 = 127;
 
-/// The exit-status section of `--help` (and later the man page); a test checks it lists every code.
-pub const HELP: &str = "\
-Exit status:
-  N        the command ran: its own exit status, or 128+N if it died of signal N
-  2        usage error (bad option, value or combination)
-  3        extend, release: the lease is not yours (it expired, or another holder has the lock);
-           status: the lock is free
-  69       Redis unreachable or answered with an error: rlock could not tell whether the lock was free
-  75       lock busy: not acquired within --wait (change it with -E)
-  124      the lease could not be kept, or the command ran past --max-time: it was stopped
-  125      other failure of rlock itself
-  126      the command was found but is not executable
-  127      the command was not found";
+/// Every exit status and its meaning, in the order `--help` and the man page list them: the one
+/// table both render. A `\n` in a meaning is where `--help` breaks the line.
+pub const STATUSES: &[(&str, &str)] = &[
+    (
+        "N",
+        "the command ran: its own exit status, or 128+N if it died of signal N",
+    ),
+    ("2", "usage error (bad option, value or combination)"),
+    (
+        "3",
+        "extend, release: the lease is not yours (it expired, or another holder has the lock);\n\
+         status: the lock is free",
+    ),
+    (
+        "69",
+        "Redis unreachable or answered with an error:\n\
+         rlock could not tell whether the lock was free",
+    ),
+    (
+        "75",
+        "lock busy: not acquired within --wait (change it with -E)",
+    ),
+    (
+        "124",
+        "the lease could not be kept, or the command ran past --max-time: it was stopped",
+    ),
+    ("125", "other failure of rlock itself"),
+    ("126", "the command was found but is not executable"),
+    ("127", "the command was not found"),
+];
+
+/// The exit-status section of `--help`, rendered from [`STATUSES`] when compiling: clap takes it
+/// as a `&'static str`, and the table stays the only copy of the text.
+pub const HELP: &str = {
+    const LEN: usize = render_help(&mut []);
+    const BYTES: [u8; LEN] = {
+        let mut bytes = [0; LEN];
+        render_help(&mut bytes);
+        bytes
+    };
+    match std::str::from_utf8(&BYTES) {
+        Ok(text) => text,
+        Err(_) => panic!("the exit status table is not UTF-8"),
+    }
+};
+
+/// Writes the `--help` text of [`STATUSES`] into `out`, as far as it fits; returns its length.
+///
+/// A `const fn` (hence the byte loops) so that [`HELP`] can be a constant.
+const fn render_help(out: &mut [u8]) -> usize {
+    /// Where the meanings start: two spaces, the code, padding.
+    const INDENT: usize = 11;
+    let mut len = put(out, 0, b"Exit status:");
+    let mut row = 0;
+    while row < STATUSES.len() {
+        let (code, meaning) = (STATUSES[row].0.as_bytes(), STATUSES[row].1.as_bytes());
+        len = put(out, len, b"\n  ");
+        len = put(out, len, code);
+        len = spaces(out, len, INDENT - 2 - code.len());
+        let mut i = 0;
+        while i < meaning.len() {
+            len = put(out, len, &[meaning[i]]);
+            if meaning[i] == b'\n' {
+                len = spaces(out, len, INDENT);
+            }
+            i += 1;
+        }
+        row += 1;
+    }
+    len
+}
+
+/// Writes `bytes` at `out[at..]` as far as they fit; returns `at + bytes.len()`.
+const fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while i < bytes.len() {
+        if at + i < out.len() {
+            out[at + i] = bytes[i];
+        }
+        i += 1;
+    }
+    at + bytes.len()
+}
+
+/// Writes `n` spaces at `out[at..]` as far as they fit; returns `at + n`.
+const fn spaces(out: &mut [u8], at: usize, n: usize) -> usize {
+    let mut end = at;
+    while end < at + n {
+        end = put(out, end, b" ");
+    }
+    end
+}
 
 /// An error that carries the exit status it should end the process with.
 ///
@@ -100,7 +179,7 @@ mod tests {
     }
 
     #[test]
-    fn the_help_text_documents_every_code() {
+    fn the_table_documents_every_code() {
         for code in [
             NOT_HELD,
             USAGE,
@@ -112,10 +191,24 @@ mod tests {
             NOT_FOUND,
         ] {
             assert!(
-                HELP.lines()
-                    .any(|l| l.trim_start().starts_with(&format!("{code} "))),
-                "exit code {code} is missing from exit::HELP"
+                STATUSES.iter().any(|&(c, _)| c == code.to_string()),
+                "exit code {code} is missing from exit::STATUSES"
             );
         }
+    }
+
+    #[test]
+    fn the_help_text_lists_every_row_of_the_table_in_columns() {
+        let mut lines = HELP.lines();
+        assert_eq!(lines.next(), Some("Exit status:"));
+        for &(code, meaning) in STATUSES {
+            let mut meaning = meaning.lines();
+            let first = format!("  {code:<9}{}", meaning.next().unwrap_or_default());
+            assert_eq!(lines.next(), Some(first.as_str()));
+            for more in meaning {
+                assert_eq!(lines.next(), Some(format!("{:11}{more}", "").as_str()));
+            }
+        }
+        assert_eq!(lines.next(), None, "{HELP}");
     }
 }

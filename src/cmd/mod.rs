@@ -2,6 +2,7 @@
 //! and what several of them share: taking a lease with `--wait`, and telling the user it is busy.
 
 pub mod acquire;
+pub mod completions;
 pub mod extend;
 pub mod release;
 pub mod run;

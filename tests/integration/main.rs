@@ -5,7 +5,9 @@
 
 mod by_hand;
 mod cron;
+mod examples;
 mod fixture;
+mod generated;
 mod redlock;
 mod run;
 mod support;

@@ -1,0 +1,482 @@
+//! The generated files: completion scripts (`completions/`) and man pages (`man/`) come from the
+//! command line definition, `rlock::cli::Cli::command()`, and are committed.
+//!
+//! `generated_files_are_fresh` regenerates them all and compares: it rewrites every stale file and
+//! then fails once, naming them, so that `cargo test --test integration generated` run twice
+//! regenerates and then passes. With `CI` set it only checks, and fails naming the stale files.
+//!
+//! The man pages are `clap_mangen`'s pages (name, synopsis, description, options, subcommands) with
+//! rlock's own sections added: EXIT STATUS from `rlock::exit::STATUSES` (the table `--help`
+//! shows), ENVIRONMENT, EXAMPLES (from the files in `examples/`) and SEE ALSO.
+
+use std::collections::BTreeSet;
+use std::fs::{self, Permissions};
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::{CommandFactory, ValueEnum};
+use clap_complete::{Generator, Shell};
+use clap_mangen::Man;
+use clap_mangen::roff::{Roff, bold, roman};
+use rlock::cli::Cli;
+
+use crate::support::{RedisServer, rlock};
+
+/// The directories that hold generated files, and nothing else.
+const GENERATED_DIRS: [&str; 2] = ["completions", "man"];
+
+/// What `rlock run` puts in the command's environment (src/cmd/run.rs), for the man page; a test
+/// checks the list against a real run.
+const COMMAND_ENVIRONMENT: &[(&str, &str)] = &[
+    ("RLOCK_KEY", "the lock name"),
+    (
+        "RLOCK_TOKEN",
+        "the lease's token (128 random bits, hex): the value stored in the lock",
+    ),
+    (
+        "RLOCK_FENCE",
+        "the fencing token: a decimal integer, larger for every later grant. Pass it to the \
+         resource you protect, and have the resource refuse a write whose fence is not larger \
+         than the last one it accepted",
+    ),
+    ("RLOCK_REDIS", "the node URLs, comma-separated"),
+    ("RLOCK_PREFIX", "the prefix of the lock's Redis keys"),
+    ("RLOCK_TTL", "the lease TTL"),
+];
+
+/// The version in Cargo.toml and its release date, for the man pages' title line. A test fails when
+/// the version changes, so that the date changes with it.
+const RELEASE: (&str, &str) = ("0.1.0", "2026-11-23");
+
+/// The Redlock page, for SEE ALSO.
+const REDLOCK_URL: &str = "https://redis.io/docs/latest/develop/use/patterns/distributed-locks/";
+
+/// The source tree.
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every generated file: its path in the source tree, and what it should hold.
+fn generated() -> Vec<(PathBuf, Vec<u8>)> {
+    let completions = Shell::value_variants().iter().map(|&shell| {
+        let path = Path::new("completions").join(shell.file_name("rlock"));
+        (path, rlock::cmd::completions::script(shell))
+    });
+    completions.chain(man_pages()).collect()
+}
+
+/// `man/rlock.1` and one page per subcommand.
+fn man_pages() -> Vec<(PathBuf, Vec<u8>)> {
+    // `rlock help` is clap's; it gets no page, and the top page does not list it.
+    let mut top = Cli::command().disable_help_subcommand(true);
+    top.build();
+    let mut pages = vec![(
+        PathBuf::from("man/rlock.1"),
+        page(&top, &top_sections(&top)),
+    )];
+    for sub in top.get_subcommands() {
+        let name = format!("man/rlock-{}.1", sub.get_name());
+        pages.push((PathBuf::from(name), page(sub, &subcommand_sections(sub))));
+    }
+    pages
+}
+
+/// `clap_mangen`'s page for `cmd`, with `sections` added before its VERSION section (if any).
+fn page(cmd: &clap::Command, sections: &Roff) -> Vec<u8> {
+    // `after_long_help` is the exit-status text, which `sections` turns into a real section.
+    let cmd = cmd.clone().after_long_help(None::<&str>);
+    let mut rendered = Vec::new();
+    let (version, date) = RELEASE;
+    Man::new(cmd)
+        .date(date)
+        .source(format!("rlock {version}"))
+        .manual("User Commands")
+        .render(&mut rendered)
+        .expect("rendering into memory cannot fail");
+    let rendered = String::from_utf8(rendered).expect("man pages are UTF-8");
+    // clap_mangen puts `.br`, a blank line and `.br` before an option's possible values, which
+    // mandoc -Tlint warns about; `.sp` says the same.
+    let rendered = rendered.replace("\n.br\n\n.br\n", "\n.sp\n");
+    // `render` starts every document with the same preamble, which the page already has.
+    let preamble = Roff::new().render();
+    let ours = sections.render();
+    let ours = ours
+        .strip_prefix(&preamble)
+        .expect("rendered roff starts with its preamble");
+    let (head, tail) = rendered
+        .split_once(".SH VERSION\n")
+        .map_or((rendered.as_str(), String::new()), |(head, rest)| {
+            (head, format!(".SH VERSION\n{rest}"))
+        });
+    format!("{head}{ours}{tail}").into_bytes()
+}
+
+/// The top page's own sections: EXIT STATUS, ENVIRONMENT, EXAMPLES and SEE ALSO.
+fn top_sections(top: &clap::Command) -> Roff {
+    let mut roff = Roff::new();
+    exit_status(&mut roff, rlock::exit::STATUSES);
+    environment(&mut roff, top);
+    examples(&mut roff);
+    let mut see_also: Vec<String> = top
+        .get_subcommands()
+        .map(|sub| format!("rlock\\-{}", sub.get_name()))
+        .collect();
+    see_also.extend(["flock".into(), "timeout".into()]);
+    let redlock = ("Distributed locks with Redis (Redlock)", REDLOCK_URL);
+    self::see_also(&mut roff, &see_also, &[redlock]);
+    roff
+}
+
+/// A subcommand page's own sections: EXIT STATUS and SEE ALSO.
+fn subcommand_sections(sub: &clap::Command) -> Roff {
+    let mut roff = Roff::new();
+    if sub.get_after_long_help().is_some() {
+        // Its --help ends with the exit-status table: the page shows the same.
+        exit_status(&mut roff, rlock::exit::STATUSES);
+    } else {
+        // A command that touches no lock: success, or one of rlock's own failures.
+        let own = rlock::exit::STATUSES.iter().filter(|(code, _)| {
+            [rlock::exit::USAGE, rlock::exit::FAILURE]
+                .iter()
+                .any(|c| c.to_string() == *code)
+        });
+        let rows: Vec<_> = [("0", "success")].into_iter().chain(own.copied()).collect();
+        exit_status(&mut roff, &rows);
+    }
+    see_also(&mut roff, &["rlock".to_owned()], &[]);
+    roff
+}
+
+/// EXIT STATUS: one tagged paragraph per row of an exit-status table.
+fn exit_status(roff: &mut Roff, rows: &[(&str, &str)]) {
+    roff.control("SH", ["EXIT STATUS"]);
+    for &(code, meaning) in rows {
+        roff.control("TP", []);
+        roff.text([bold(code)]);
+        // A line break in the table is for the --help layout only.
+        roff.text([roman(meaning.replace('\n', " "))]);
+    }
+}
+
+/// ENVIRONMENT: the variables rlock reads (from the options that name one), then those it sets
+/// for the command.
+fn environment(roff: &mut Roff, top: &clap::Command) {
+    roff.control("SH", ["ENVIRONMENT"]);
+    roff.text([roman(
+        "rlock reads these variables; an option given on the command line wins.",
+    )]);
+    let mut seen = BTreeSet::new();
+    for arg in std::iter::once(top)
+        .chain(top.get_subcommands())
+        .flat_map(clap::Command::get_arguments)
+    {
+        let Some(name) = arg.get_env().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !seen.insert(name) {
+            continue;
+        }
+        let flags: Vec<String> = (arg.get_short().map(|s| format!("-{s}")).into_iter())
+            .chain(arg.get_long().map(|l| format!("--{l}")))
+            .collect();
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        roff.control("TP", []);
+        roff.text([bold(name)]);
+        roff.text([
+            roman("Default for "),
+            bold(flags.join(", ")),
+            roman(format!(". {help}.")),
+        ]);
+    }
+    roff.control("PP", []);
+    roff.text([
+        roman("rlock sets these for the command it runs ("),
+        bold("rlock acquire --format shell"),
+        roman(" prints them as export lines):"),
+    ]);
+    for &(name, meaning) in COMMAND_ENVIRONMENT {
+        roff.control("TP", []);
+        roff.text([bold(name)]);
+        roff.text([roman(format!("{meaning}."))]);
+    }
+}
+
+/// EXAMPLES, from the files in `examples/` (which their own tests run).
+fn examples(roff: &mut Roff) {
+    let crontab = include_str!("../../examples/crontab");
+    // Its first paragraph is about the file itself.
+    let crontab = crontab.split_once("\n\n").map_or(crontab, |(_, rest)| rest);
+    roff.control("SH", ["EXAMPLES"]);
+    roff.text([roman(
+        "A crontab installed on several hosts (examples/crontab in the source):",
+    )]);
+    verbatim(roff, crontab);
+    roff.control("PP", []);
+    roff.text([roman(
+        "Redlock over three independent Redis masters (put URLs with passwords in RLOCK_REDIS, \
+         not on the command line, which every user can see in ps):",
+    )]);
+    verbatim(
+        roff,
+        "export RLOCK_REDIS=redis://:pw@10.0.0.1,redis://:pw@10.0.0.2,redis://:pw@10.0.0.3\n\
+         rlock -k job -- ./job\n",
+    );
+    roff.control("PP", []);
+    roff.text([roman(
+        "A lease by hand, for a script whose steps cannot be one command (examples/by-hand.sh):",
+    )]);
+    verbatim(roff, include_str!("../../examples/by-hand.sh"));
+    roff.control("PP", []);
+    roff.text([roman(
+        "A resource that refuses a stale holder by its fence (examples/fenced-write.sh): it \
+         writes VALUE to DIR/value only if RLOCK_FENCE is larger than the fence it stored last, \
+         and exits 1 otherwise:",
+    )]);
+    verbatim(
+        roff,
+        "rlock -k publish -- fenced-write.sh /srv/resource \"new value\"\n",
+    );
+}
+
+/// `text` as an example block, line for line.
+fn verbatim(roff: &mut Roff, text: &str) {
+    roff.control("PP", []);
+    roff.control("EX", []);
+    for line in text.lines() {
+        roff.text([roman(line)]);
+    }
+    roff.control("EE", []);
+}
+
+/// SEE ALSO: `pages` (roff-escaped names, all in section 1), then the `links` (text, URL).
+fn see_also(roff: &mut Roff, pages: &[String], links: &[(&str, &str)]) {
+    roff.control("SH", ["SEE ALSO"]);
+    for (i, page) in pages.iter().enumerate() {
+        let punctuation = if i + 1 < pages.len() { "(1)," } else { "(1)" };
+        roff.control("BR", [page.as_str(), punctuation]);
+    }
+    for &(text, url) in links {
+        roff.control("PP", []);
+        // Left-adjusted: a URL too long for the line would stretch the words before it.
+        roff.control("ad", ["l"]);
+        roff.control("UR", [url]);
+        roff.text([roman(text)]);
+        roff.control("UE", []);
+    }
+}
+
+/// Replaces `path` in one step, so that a test reading it never sees half a file.
+fn write_atomically(path: &Path, contents: &[u8]) {
+    let dir = path.parent().expect("generated files live in a directory");
+    fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let mut file = tempfile::NamedTempFile::new_in(dir).expect("create a temporary file");
+    file.write_all(contents).expect("write a temporary file");
+    // A temporary file is private; a committed one is for everybody to read.
+    fs::set_permissions(file.path(), Permissions::from_mode(0o644)).expect("chmod 644");
+    file.persist(path)
+        .unwrap_or_else(|e| panic!("replacing {}: {e}", path.display()));
+}
+
+/// Whether `program` is on PATH.
+fn installed(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+#[test]
+fn generated_files_are_fresh() {
+    let check_only = std::env::var_os("CI").is_some();
+    let files = generated();
+    let mut stale = Vec::new();
+    for (path, contents) in &files {
+        let full = root().join(path);
+        if fs::read(&full).ok().as_ref() == Some(contents) {
+            continue;
+        }
+        if !check_only {
+            write_atomically(&full, contents);
+        }
+        stale.push(path.display().to_string());
+    }
+    let expected: BTreeSet<&Path> = files.iter().map(|(path, _)| path.as_path()).collect();
+    let mut unexpected = Vec::new();
+    for dir in GENERATED_DIRS {
+        for entry in fs::read_dir(root().join(dir)).into_iter().flatten() {
+            let path = Path::new(dir).join(entry.expect("a directory entry").file_name());
+            if !expected.contains(path.as_path()) {
+                unexpected.push(path.display().to_string());
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    if !stale.is_empty() {
+        problems.push(if check_only {
+            format!(
+                "stale: {} (CI is set, so nothing was rewritten: run `cargo test --test \
+                 integration generated` and commit the result)",
+                stale.join(", ")
+            )
+        } else {
+            format!(
+                "rewrote the stale {} (review and commit them; the next run passes)",
+                stale.join(", ")
+            )
+        });
+    }
+    if !unexpected.is_empty() {
+        problems.push(format!(
+            "not generated (any more): {}; delete them",
+            unexpected.join(", ")
+        ));
+    }
+    assert!(
+        problems.is_empty(),
+        "generated files:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_man_pages_date_is_the_current_versions() {
+    assert_eq!(
+        RELEASE.0,
+        env!("CARGO_PKG_VERSION"),
+        "a new version: set its release date in RELEASE (tests/integration/generated.rs)"
+    );
+}
+
+#[test]
+fn man_pages_render_without_warnings() {
+    let pages: Vec<PathBuf> = man_pages()
+        .into_iter()
+        .map(|(path, _)| root().join(path))
+        .collect();
+    let (program, args): (&str, &[&str]) = if installed("groff") {
+        ("groff", &["-ww", "-man", "-z"])
+    } else if installed("mandoc") {
+        ("mandoc", &["-Tlint", "-Wwarning"])
+    } else {
+        eprintln!(
+            "note: neither groff nor mandoc is installed, so the man pages were not checked \
+             (apt-get install groff-base)"
+        );
+        return;
+    };
+    for page in &pages {
+        let out = Command::new(program)
+            .args(args)
+            .arg(page)
+            .output()
+            .unwrap_or_else(|e| panic!("running {program}: {e}"));
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success() && stderr.is_empty() && (program == "groff" || stdout.is_empty()),
+            "{program} {} {}: {}\n{stdout}{stderr}",
+            args.join(" "),
+            page.display(),
+            out.status
+        );
+    }
+}
+
+#[test]
+fn the_man_page_documents_every_exit_status_option_variable_and_example() {
+    let pages = man_pages();
+    let top = String::from_utf8(pages[0].1.clone()).unwrap();
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH OPTIONS",
+        ".SH \"EXIT STATUS\"",
+        ".SH ENVIRONMENT",
+        ".SH EXAMPLES",
+        ".SH \"SEE ALSO\"",
+    ] {
+        assert!(top.contains(section), "man/rlock.1 lacks {section}");
+    }
+    for (code, _) in rlock::exit::STATUSES {
+        assert!(
+            top.contains(&format!(".TP\n\\fB{code}\\fR\n")),
+            "man/rlock.1 lacks exit status {code}"
+        );
+    }
+    for var in [
+        "RLOCK_KEY",
+        "RLOCK_REDIS",
+        "RLOCK_TTL",
+        "RLOCK_WAIT",
+        "RLOCK_PREFIX",
+        "RLOCK_TOKEN",
+        "RLOCK_FENCE",
+    ] {
+        assert!(
+            top.contains(&format!(".TP\n\\fB{var}\\fR\n")),
+            "man/rlock.1 does not describe {var}"
+        );
+    }
+    for needle in [
+        "\\-\\-min\\-hold 5m",
+        "fenced\\-write.sh",
+        "flock (1)",
+        "timeout (1)",
+        REDLOCK_URL,
+    ] {
+        assert!(top.contains(needle), "man/rlock.1 lacks {needle}");
+    }
+    for (path, page) in &pages[1..] {
+        let page = String::from_utf8_lossy(page);
+        assert!(
+            page.contains(".SH \"EXIT STATUS\"") && page.contains(".BR rlock (1)"),
+            "{} lacks EXIT STATUS or SEE ALSO rlock(1)",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn the_man_page_names_exactly_the_variables_the_command_gets() {
+    let redis = RedisServer::start();
+    let out = rlock()
+        .args(["-r", &redis.url(), "-k", "job", "--", "env"])
+        .output();
+    out.assert_success();
+    let got: BTreeSet<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+        .filter(|name| name.starts_with("RLOCK_"))
+        .collect();
+    let documented: BTreeSet<&str> = COMMAND_ENVIRONMENT.iter().map(|(name, _)| *name).collect();
+    assert_eq!(got, documented, "{out}");
+}
+
+#[test]
+fn completions_prints_the_committed_scripts_without_a_key_or_redis() {
+    for &shell in Shell::value_variants() {
+        let path = root().join("completions").join(shell.file_name("rlock"));
+        let committed =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        rlock()
+            .args(["completions", &shell.to_string()])
+            .env("RLOCK_REDIS", "redis://127.0.0.1:1")
+            .output()
+            .assert_success()
+            .assert_stderr_empty()
+            .assert_stdout_eq(&committed);
+    }
+}
+
+#[test]
+fn help_with_a_subcommand_name_shows_that_subcommands_help() {
+    let out = rlock().args(["help", "acquire"]).output();
+    out.assert_success();
+    assert!(
+        out.stdout.contains("Usage: rlock acquire"),
+        "expected the help of acquire\n{out}"
+    );
+}
