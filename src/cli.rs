@@ -38,7 +38,7 @@ use crate::exit;
                       rlock [OPTIONS] -k <KEY> -c <SHELL COMMAND>",
     args_conflicts_with_subcommands = true,
     arg_required_else_help = true,
-    after_long_help = exit::HELP,
+    after_long_help = exit::help(),
     max_term_width = 100
 )]
 pub struct Cli {
@@ -62,7 +62,7 @@ pub enum Command {
     #[command(
         override_usage = "rlock run [OPTIONS] -k <KEY> -- <COMMAND> [ARGS]...\n       \
                           rlock run [OPTIONS] -k <KEY> -c <SHELL COMMAND>",
-        after_long_help = exit::HELP
+        after_long_help = exit::help()
     )]
     Run(RunArgs),
 
@@ -77,7 +77,7 @@ pub enum Command {
     ///   $ eval "$(rlock acquire -k deploy -t 5m --format shell)"
     ///   $ ./deploy-step-1 && rlock extend && ./deploy-step-2
     ///   $ rlock release
-    #[command(after_long_help = exit::HELP)]
+    #[command(after_long_help = exit::help())]
     Acquire(AcquireArgs),
 
     /// Extend a lease you hold to a fresh TTL.
@@ -88,7 +88,7 @@ pub enum Command {
     /// Example:
     ///
     ///   $ rlock extend -k deploy --token "$token" -t 5m
-    #[command(after_long_help = exit::HELP)]
+    #[command(after_long_help = exit::help())]
     Extend(TokenArgs),
 
     /// Release a lease you hold (compare-and-delete on every node).
@@ -98,7 +98,7 @@ pub enum Command {
     /// Example:
     ///
     ///   $ rlock release -k deploy --token "$token"
-    #[command(after_long_help = exit::HELP)]
+    #[command(after_long_help = exit::help())]
     Release(TokenArgs),
 
     /// Show whether the lock is held, by whom, for how long, and the latest fence.
@@ -110,7 +110,7 @@ pub enum Command {
     ///
     ///   $ rlock status -k nightly-report
     ///   $ rlock status -k nightly-report --format json | jq .holder
-    #[command(after_long_help = exit::HELP)]
+    #[command(after_long_help = exit::help())]
     Status(StatusArgs),
 
     /// Print the completion script for a shell: bash, zsh, fish, elvish or powershell.

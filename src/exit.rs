@@ -6,7 +6,8 @@
 //! outcomes take the `sysexits.h` codes cron wrappers conventionally use (69 unavailable, 75 try
 //! again). Nothing else in the crate returns a literal status: it names one of these constants.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::sync::LazyLock;
 
 /// Not held: `extend`/`release` found the lease is not the caller's (it expired, or another holder
 /// has the lock); `status` found the lock free.
@@ -57,66 +58,19 @@ pub const STATUSES: &[(&str, &str)] = &[
     ("127", "the command was not found"),
 ];
 
-/// The exit-status section of `--help`, rendered from [`STATUSES`] when compiling: clap takes it
-/// as a `&'static str`, and the table stays the only copy of the text.
-pub const HELP: &str = {
-    const LEN: usize = render_help(&mut []);
-    const BYTES: [u8; LEN] = {
-        let mut bytes = [0; LEN];
-        render_help(&mut bytes);
-        bytes
-    };
-    match std::str::from_utf8(&BYTES) {
-        Ok(text) => text,
-        Err(_) => panic!("the exit status table is not UTF-8"),
-    }
-};
-
-/// Writes the `--help` text of [`STATUSES`] into `out`, as far as it fits; returns its length.
-///
-/// A `const fn` (hence the byte loops) so that [`HELP`] can be a constant.
-const fn render_help(out: &mut [u8]) -> usize {
+/// The exit-status section of `--help`, rendered once from [`STATUSES`], the only copy of the text.
+pub fn help() -> &'static str {
     /// Where the meanings start: two spaces, the code, padding.
     const INDENT: usize = 11;
-    let mut len = put(out, 0, b"Exit status:");
-    let mut row = 0;
-    while row < STATUSES.len() {
-        let (code, meaning) = (STATUSES[row].0.as_bytes(), STATUSES[row].1.as_bytes());
-        len = put(out, len, b"\n  ");
-        len = put(out, len, code);
-        len = spaces(out, len, INDENT - 2 - code.len());
-        let mut i = 0;
-        while i < meaning.len() {
-            len = put(out, len, &[meaning[i]]);
-            if meaning[i] == b'\n' {
-                len = spaces(out, len, INDENT);
-            }
-            i += 1;
+    static HELP: LazyLock<String> = LazyLock::new(|| {
+        let mut text = String::from("Exit status:");
+        for (code, meaning) in STATUSES {
+            let meaning = meaning.replace('\n', &format!("\n{:INDENT$}", ""));
+            let _ = write!(text, "\n  {code:<width$}{meaning}", width = INDENT - 2);
         }
-        row += 1;
-    }
-    len
-}
-
-/// Writes `bytes` at `out[at..]` as far as they fit; returns `at + bytes.len()`.
-const fn put(out: &mut [u8], at: usize, bytes: &[u8]) -> usize {
-    let mut i = 0;
-    while i < bytes.len() {
-        if at + i < out.len() {
-            out[at + i] = bytes[i];
-        }
-        i += 1;
-    }
-    at + bytes.len()
-}
-
-/// Writes `n` spaces at `out[at..]` as far as they fit; returns `at + n`.
-const fn spaces(out: &mut [u8], at: usize, n: usize) -> usize {
-    let mut end = at;
-    while end < at + n {
-        end = put(out, end, b" ");
-    }
-    end
+        text
+    });
+    &HELP
 }
 
 /// An error that carries the exit status it should end the process with.
@@ -199,7 +153,8 @@ mod tests {
 
     #[test]
     fn the_help_text_lists_every_row_of_the_table_in_columns() {
-        let mut lines = HELP.lines();
+        let help = help();
+        let mut lines = help.lines();
         assert_eq!(lines.next(), Some("Exit status:"));
         for &(code, meaning) in STATUSES {
             let mut meaning = meaning.lines();
@@ -209,6 +164,6 @@ mod tests {
                 assert_eq!(lines.next(), Some(format!("{:11}{more}", "").as_str()));
             }
         }
-        assert_eq!(lines.next(), None, "{HELP}");
+        assert_eq!(lines.next(), None, "{help}");
     }
 }
