@@ -267,7 +267,7 @@ fn a_command_under_rlock_run_can_extend_and_release_by_environment_alone() {
 }
 
 #[test]
-fn the_readme_script_example_runs_as_written() {
+fn the_readme_script_example_runs_as_written_and_stops_at_once_when_busy() {
     let redis = [RedisServer::start()];
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
@@ -284,16 +284,34 @@ fn the_readme_script_example_runs_as_written() {
         dir.path().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = std::process::Command::new("sh")
-        .args(["-c", block])
-        .env("PATH", path)
-        .env("RLOCK_REDIS", redis[0].url())
-        .output()
-        .expect("sh runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{}\n{stdout}\n{stderr}", out.status);
+    let run_block = || {
+        let out = std::process::Command::new("sh")
+            .args(["-c", block])
+            .env("PATH", &path)
+            .env("RLOCK_REDIS", redis[0].url())
+            .output()
+            .expect("sh runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    let (code, stdout, stderr) = run_block();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert_eq!(stdout.lines().count(), 3, "{stdout}");
     assert!(stdout.starts_with("extract with fence "), "{stdout}");
     assert!(!redis[0].exists("rlock:{nightly-etl}"), "released on exit");
+
+    let token = token_of(&redis, "nightly-etl", &["-t", "30s"]);
+    let (code, stdout, stderr) = run_block();
+    assert_eq!(
+        code,
+        Some(75),
+        "a busy lock ends the script: {stdout}\n{stderr}"
+    );
+    assert_eq!(stdout, "", "no step ran");
+    assert_eq!(
+        redis[0].get("rlock:{nightly-etl}"),
+        Some(token),
+        "the holder keeps its lock"
+    );
 }
