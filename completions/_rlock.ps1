@@ -47,11 +47,11 @@ Register-ArgumentCompleter -Native -CommandName 'rlock' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command while holding the lock (what `rlock` alone does)')
-            [CompletionResult]::new('acquire', 'acquire', [CompletionResultType]::ParameterValue, 'Take the lease and print it, for scripts that release it later (`rlock release`)')
-            [CompletionResult]::new('extend', 'extend', [CompletionResultType]::ParameterValue, 'Extend a lease you hold to a fresh TTL')
-            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Release a lease you hold (compare-and-delete on every node)')
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether the lock is held, by whom, for how long, and the latest fence')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command while holding the lock (what `rlock` alone does).')
+            [CompletionResult]::new('acquire', 'acquire', [CompletionResultType]::ParameterValue, 'Take the lease and print it, for scripts that release it later (`rlock release`).')
+            [CompletionResult]::new('extend', 'extend', [CompletionResultType]::ParameterValue, 'Extend a lease you hold to a fresh TTL.')
+            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Release a lease you hold (compare-and-delete on every node).')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether the lock is held, by whom, for how long, and the latest fence.')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -162,11 +162,11 @@ Register-ArgumentCompleter -Native -CommandName 'rlock' -ScriptBlock {
             break
         }
         'rlock;help' {
-            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command while holding the lock (what `rlock` alone does)')
-            [CompletionResult]::new('acquire', 'acquire', [CompletionResultType]::ParameterValue, 'Take the lease and print it, for scripts that release it later (`rlock release`)')
-            [CompletionResult]::new('extend', 'extend', [CompletionResultType]::ParameterValue, 'Extend a lease you hold to a fresh TTL')
-            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Release a lease you hold (compare-and-delete on every node)')
-            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether the lock is held, by whom, for how long, and the latest fence')
+            [CompletionResult]::new('run', 'run', [CompletionResultType]::ParameterValue, 'Run a command while holding the lock (what `rlock` alone does).')
+            [CompletionResult]::new('acquire', 'acquire', [CompletionResultType]::ParameterValue, 'Take the lease and print it, for scripts that release it later (`rlock release`).')
+            [CompletionResult]::new('extend', 'extend', [CompletionResultType]::ParameterValue, 'Extend a lease you hold to a fresh TTL.')
+            [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Release a lease you hold (compare-and-delete on every node).')
+            [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether the lock is held, by whom, for how long, and the latest fence.')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break

@@ -44,11 +44,11 @@ set edit:completion:arg-completer[rlock] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand run 'Run a command while holding the lock (what `rlock` alone does)'
-            cand acquire 'Take the lease and print it, for scripts that release it later (`rlock release`)'
-            cand extend 'Extend a lease you hold to a fresh TTL'
-            cand release 'Release a lease you hold (compare-and-delete on every node)'
-            cand status 'Show whether the lock is held, by whom, for how long, and the latest fence'
+            cand run 'Run a command while holding the lock (what `rlock` alone does).'
+            cand acquire 'Take the lease and print it, for scripts that release it later (`rlock release`).'
+            cand extend 'Extend a lease you hold to a fresh TTL.'
+            cand release 'Release a lease you hold (compare-and-delete on every node).'
+            cand status 'Show whether the lock is held, by whom, for how long, and the latest fence.'
             cand completions 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -152,11 +152,11 @@ set edit:completion:arg-completer[rlock] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
         }
         &'rlock;help'= {
-            cand run 'Run a command while holding the lock (what `rlock` alone does)'
-            cand acquire 'Take the lease and print it, for scripts that release it later (`rlock release`)'
-            cand extend 'Extend a lease you hold to a fresh TTL'
-            cand release 'Release a lease you hold (compare-and-delete on every node)'
-            cand status 'Show whether the lock is held, by whom, for how long, and the latest fence'
+            cand run 'Run a command while holding the lock (what `rlock` alone does).'
+            cand acquire 'Take the lease and print it, for scripts that release it later (`rlock release`).'
+            cand extend 'Extend a lease you hold to a fresh TTL.'
+            cand release 'Release a lease you hold (compare-and-delete on every node).'
+            cand status 'Show whether the lock is held, by whom, for how long, and the latest fence.'
             cand completions 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
             cand help 'Print this message or the help of the given subcommand(s)'
         }

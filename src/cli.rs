@@ -34,6 +34,7 @@ use crate::exit;
 #[command(
     name = "rlock",
     version,
+    verbatim_doc_comment,
     override_usage = "rlock [OPTIONS] -k <KEY> -- <COMMAND> [ARGS]...\n       \
                       rlock [OPTIONS] -k <KEY> -c <SHELL COMMAND>",
     args_conflicts_with_subcommands = true,
@@ -60,6 +61,7 @@ pub enum Command {
     ///
     ///   $ rlock run -k nightly-report -- ./report.sh
     #[command(
+        verbatim_doc_comment,
         override_usage = "rlock run [OPTIONS] -k <KEY> -- <COMMAND> [ARGS]...\n       \
                           rlock run [OPTIONS] -k <KEY> -c <SHELL COMMAND>",
         after_long_help = exit::help()
@@ -74,10 +76,10 @@ pub enum Command {
     ///
     /// Example:
     ///
-    ///   $ eval "$(rlock acquire -k deploy -t 5m --format shell)"
+    ///   $ lease=$(rlock acquire -k deploy -t 5m --format shell) && eval "$lease"
     ///   $ ./deploy-step-1 && rlock extend && ./deploy-step-2
     ///   $ rlock release
-    #[command(after_long_help = exit::help())]
+    #[command(verbatim_doc_comment, after_long_help = exit::help())]
     Acquire(AcquireArgs),
 
     /// Extend a lease you hold to a fresh TTL.
@@ -88,7 +90,7 @@ pub enum Command {
     /// Example:
     ///
     ///   $ rlock extend -k deploy --token "$token" -t 5m
-    #[command(after_long_help = exit::help())]
+    #[command(verbatim_doc_comment, after_long_help = exit::help())]
     Extend(TokenArgs),
 
     /// Release a lease you hold (compare-and-delete on every node).
@@ -98,7 +100,7 @@ pub enum Command {
     /// Example:
     ///
     ///   $ rlock release -k deploy --token "$token"
-    #[command(after_long_help = exit::help())]
+    #[command(verbatim_doc_comment, after_long_help = exit::help())]
     Release(TokenArgs),
 
     /// Show whether the lock is held, by whom, for how long, and the latest fence.
@@ -110,7 +112,7 @@ pub enum Command {
     ///
     ///   $ rlock status -k nightly-report
     ///   $ rlock status -k nightly-report --format json | jq .holder
-    #[command(after_long_help = exit::help())]
+    #[command(verbatim_doc_comment, after_long_help = exit::help())]
     Status(StatusArgs),
 
     /// Print the completion script for a shell: bash, zsh, fish, elvish or powershell.
