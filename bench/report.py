@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Turns the raw results bench/run left in its temp dir into the one table it prints.
+
+Every ratio is computed here, from numbers of the same run. Inputs, all in DIR:
+  meta.tsv                 key<TAB>value lines: the machine, the mode, the parameters
+  overhead.json            hyperfine --export-json: rlock, flock, busy
+  fanout.json              hyperfine --export-json: N=1, N=3, N=5, N=7, slow1, slow5
+  start-*.json, seq-*.json child_start.py and sequential.py results
+  rss-{rlock,flock}-*.txt  /usr/bin/time -v reports
+  load-info-{0,1}.txt      INFO all before and after the counted window; load.stderr is rlock -v's
+
+Usage: report.py DIR
+"""
+
+import glob
+import json
+import os
+import re
+import statistics
+import sys
+import textwrap
+
+
+class Results:
+    """Reads the files of one run."""
+
+    def __init__(self, d):
+        self.d = d
+        self.meta = {}
+        with open(self.path("meta.tsv")) as f:
+            for line in f:
+                key, _, value = line.rstrip("\n").partition("\t")
+                self.meta[key] = value
+
+    def path(self, name):
+        return os.path.join(self.d, name)
+
+    def hyperfine(self, name):
+        """{command name: median in ms} from a hyperfine JSON export."""
+        with open(self.path(name)) as f:
+            results = json.load(f)["results"]
+        return {r["command"]: 1000 * (r.get("median") or statistics.median(r["times"]))
+                for r in results}
+
+    def median_ms(self, name):
+        """The median of a child_start.py or sequential.py result."""
+        with open(self.path(name)) as f:
+            return json.load(f)["median_ms"]
+
+    def max_rss_kib(self, program):
+        """The median over runs of GNU time's peak RSS for `program`."""
+        values = []
+        for name in sorted(glob.glob(self.path(f"rss-{program}-*.txt"))):
+            with open(name) as f:
+                m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", f.read())
+            if not m:
+                sys.exit(f"report: no 'Maximum resident set size' in {name}")
+            values.append(int(m.group(1)))
+        return int(statistics.median(values)), len(values)
+
+    def info(self, name):
+        """total_commands_processed and each command's call count, from an INFO reply."""
+        counts = {}
+        with open(self.path(name)) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("total_commands_processed:"):
+                    counts["total"] = int(line.split(":")[1])
+                elif m := re.match(r"cmdstat_([^:]+):calls=(\d+)", line):
+                    counts[m.group(1)] = int(m.group(2))
+        return counts
+
+    def count_lines(self, name, pattern):
+        with open(self.path(name)) as f:
+            return sum(bool(re.search(pattern, line)) for line in f)
+
+
+def ms(v):
+    return f"{v:.2f} ms" if abs(v) < 100 else f"{v:.1f} ms"
+
+
+def build_rows(r):
+    """The table: (group title, [(id, what, rlock, baseline, difference, ratio, note)])."""
+    meta = r.meta
+    rtt = 2 * float(meta["delay_ms"])
+    runs = meta["runs"]
+
+    def timed(rid, what, value, base_name, base, note=""):
+        sign = "+" if value >= base else ""
+        return (rid, what, ms(value), f"{base_name} {ms(base)}", sign + ms(value - base),
+                f"{value / base:.2f}x", note)
+
+    groups = []
+
+    o = r.hyperfine("overhead.json")
+    groups.append((f"a. whole process (hyperfine median of {runs})", [
+        timed("a1", "rlock -- true, 1 node", o["rlock"], "flock", o["flock"]),
+        timed("a2", "rlock -E 0 -- true, lock busy", o["busy"], "flock", o["flock"],
+              "command not run"),
+    ]))
+
+    rl, n = r.max_rss_kib("rlock")
+    fl, _ = r.max_rss_kib("flock")
+    groups.append((f"b. peak RSS (GNU time, median of {n})", [
+        ("b1", f"-- sleep {meta['rss_sleep']}", f"{rl} KiB = {rl / 1024:.2f} MiB",
+         f"flock {fl} KiB = {fl / 1024:.2f} MiB", f"{rl - fl:+d} KiB", f"{rl / fl:.2f}x", ""),
+    ]))
+
+    f = r.hyperfine("fanout.json")
+    rows = [("c1", "Redlock N=1", ms(f["N=1"]), "", "", "", "single-node mode")]
+    rows += [timed(f"c{i}", f"Redlock N={n}", f[f"N={n}"], "N=1", f["N=1"],
+                   "difference = fan-out cost")
+             for i, n in ((2, 3), (3, 5), (4, 7))]
+    for rid, key, what in (("c5", "slow1", f"N=5, 1 node +{rtt:g} ms RTT"),
+                           ("c6", "slow5", f"N=5, 5 nodes +{rtt:g} ms RTT")):
+        rows.append(timed(rid, what, f[key], "N=5", f["N=5"],
+                          f"{(f[key] - f['N=5']) / rtt:.1f} slow RTTs in series"))
+    groups.append((f"c. Redlock fan-out, whole process (hyperfine median of {runs})", rows))
+
+    s = {k: r.median_ms(f"start-{k}.json") for k in ("flock", "n1", "n5", "slow1", "slow5")}
+    q = {k: r.median_ms(f"seq-{k}.json") for k in ("n5", "slow1", "slow5")}
+    rows = [
+        timed("c7", "N=1", s["n1"], "flock", s["flock"], "both include a process launch"),
+        timed("c8", "N=5", s["n5"], "sequential", q["n5"], "sequential: no process launch"),
+    ]
+    for rid, key, what in (("c9", "slow1", f"N=5, 1 node +{rtt:g} ms RTT"),
+                           ("c10", "slow5", f"N=5, 5 nodes +{rtt:g} ms RTT")):
+        ours = (s[key] - s["n5"]) / rtt
+        theirs = (q[key] - q["n5"]) / rtt
+        rows.append(timed(rid, what, s[key], "sequential", q[key],
+                          f"{ours:.1f} vs {theirs:.1f} slow RTTs"))
+    groups.append((f"c. until the command starts: rlock vs a sequential SET NX PX client "
+                   f"(median of {runs})", rows))
+
+    before, after = r.info("load-info-0.txt"), r.info("load-info-1.txt")
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in set(before) | set(after)}
+    window = int(meta["load_window_ns"]) / 1e9
+    ttl = int(meta["load_ttl_ms"]) / 1000
+    # The first snapshot's own INFO is counted in the second; nothing else talks to this node.
+    requests = delta.get("evalsha", 0) + delta.get("eval", 0)
+    processed = delta.get("total", 0) - delta.get("info", 0)
+    inside = ", ".join(f"{v} {k.upper()}" for k, v in sorted(delta.items())
+                       if v and k not in ("total", "info", "evalsha", "eval"))
+    expected = 3 / ttl
+    title = f"d. Redis load while holding one lease (TTL {ttl:g}s, counted over {window:.2f} s)"
+    groups.append((title, [
+        ("d1", "requests/s (EVALSHA)", f"{requests / window:.2f} /s",
+         f"3/TTL {expected:.2f} /s", "", f"{requests / window / expected:.2f}x",
+         f"{requests} in the window"),
+        ("d2", "commands/s, incl. in scripts", f"{processed / window:.2f} /s", "", "", "",
+         f"+ {inside}" if inside else ""),
+    ]))
+
+    size = int(meta["binary_bytes"])
+    groups.append(("e. binary", [
+        ("e1", "target/release/rlock", f"{size} B = {size / 2**20:.2f} MiB", "", "", "", ""),
+    ]))
+    return groups
+
+
+def notes(r):
+    meta = r.meta
+    extensions = r.count_lines("load.stderr", r"\bextended\b")
+    return [
+        f"a: hyperfine -N, {meta['warmup']} warm-up runs. One run = start, connect, acquire, run "
+        "`true`, release, exit. a2: another rlock holds the lock, so this is connect, refusal, exit.",
+        "b: 'Maximum resident set size' of /usr/bin/time -v: the larger of the wrapper and its "
+        "`sleep`.",
+        f"c: slow nodes sit behind bench/delay_proxy.py (+{meta['delay_ms']} ms each way). A Redlock "
+        "run has round trips in series, each costing the slowest node's RTT thanks to the parallel "
+        "fan-out: INFO on connect (to spot one server listed twice), the grant, the fence commit, "
+        "and after the command the release: ~4 per run, ~3 before the command starts (more than the "
+        "2 of grant + fence commit alone). c7-c10 time from launching rlock until its command "
+        "(`date`) reads the clock; the sequential client (bench/sequential.py) connects and sends "
+        "SET NX PX to one node after another, timed in-process: 1 RTT per node, no fence, no "
+        "identity check, so it pays a slow node once where rlock pays it ~3 times, but pays every "
+        "slow node where rlock pays the slowest.",
+        "d: INFO commandstats / total_commands_processed deltas, own INFO removed, over whole "
+        f"extension intervals of an `rlock -t {ttl_text(meta)} -- sleep {meta['load_hold_s']}` "
+        f"hold (scripts already loaded); rlock -v logged {extensions} extensions in the whole hold. "
+        "Expected: one EVALSHA per TTL/3.",
+        "Loopback only, one shared machine: read ratios within a run, not absolute numbers across "
+        "machines. a1 and c1 time the same command in two batches: their gap gauges this run's "
+        "noise.",
+    ]
+
+
+def ttl_text(meta):
+    millis = int(meta["load_ttl_ms"])
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+
+
+def main():
+    r = Results(sys.argv[1])
+    meta = r.meta
+    groups = build_rows(r)
+    head = ("", "measurement", "rlock", "baseline", "difference", "ratio", "note")
+    all_rows = [head] + [row for _, rows in groups for row in rows]
+    widths = [max(len(row[i]) for row in all_rows) for i in range(len(head))]
+
+    def line(row):
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+
+    width = len(line(["x" * w for w in widths]))
+    rule = "-" * width
+    out = [
+        f"rlock benchmark: {meta['mode']} run, {meta['date']}",
+        f"machine: {meta['cpu']}, {meta['cores']} cores, {meta['kernel']}, "
+        f"load average {meta['loadavg']} at start, {meta['loadavg_end']} at end",
+        f"rlock {meta['commit']}; Redis {meta['redis']}; hyperfine {meta['hyperfine']}; "
+        f"build {meta['build_s']} s, measurements {meta['measure_s']} s",
+        rule,
+        line(head),
+    ]
+    for title, rows in groups:
+        out += [rule, title]
+        out += [line(row) for row in rows]
+    out.append(rule)
+    for n in notes(r):
+        out.append(textwrap.fill(n, width=max(width, 100), subsequent_indent="   "))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
