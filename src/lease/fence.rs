@@ -28,6 +28,12 @@
 //! granted, so G2's value from X, and hence f2, is at least f1 + 1. No clock enters the argument:
 //! it holds through client pauses and node clock jumps.
 //!
+//! Phase two can be skipped when a majority of the granting nodes already returned the chosen
+//! fence: their counters hold it already, set in the same atomic step that granted the lock, so
+//! the argument above holds with "commit" read as "grant". After one commit all counters are equal
+//! and every grant increments each of them alike, so in steady state a Redlock grant costs one
+//! round trip, as on a single node.
+//!
 //! Its assumption: a node does not lose acknowledged writes. A node that restarts empty recovers
 //! through the `TIME` floor only if its clock has moved forward past the fences it handed out.
 

@@ -160,10 +160,9 @@ impl Lock {
     /// The lock `key` (under `prefix`) on the nodes at `urls`, with leases of `ttl`. No I/O yet.
     pub fn new(key: &str, prefix: &str, urls: &[String], ttl: Duration) -> Result<Lock> {
         let timeout = quorum::node_timeout(ttl);
-        let identify = urls.len() > 1;
         let mut nodes: Vec<Node> = Vec::with_capacity(urls.len());
         for url in urls {
-            let node = Node::new(url, timeout, identify).map_err(exit::usage)?;
+            let node = Node::new(url, timeout).map_err(exit::usage)?;
             if let Some(twin) = nodes.iter().find(|n| n.addr() == node.addr()) {
                 return Err(exit::usage(format!(
                     "Redis node {} is listed twice (also as {}): each node must be an independent master",
@@ -221,6 +220,7 @@ impl Lock {
             .map_or(0, |d| d.as_secs())
             .to_string();
         let pid = holder.pid.to_string();
+        let identify = if n > 1 { "1" } else { "0" };
         let sent = clock::now();
         let deadline = sent + self.timeout;
         let Lock { keys, nodes, .. } = self;
@@ -233,6 +233,7 @@ impl Lock {
                 &pid,
                 &holder.command,
                 &since,
+                identify,
             ];
             Some(
                 node.eval::<Value>(&scripts::ACQUIRE, &keys, &args, deadline)
@@ -243,14 +244,20 @@ impl Lock {
         let mut granted = Vec::new();
         let mut busy = Vec::new();
         let mut failures = Vec::new();
+        let mut ids = Vec::new();
         for (i, reply) in replies.into_iter().enumerate() {
             match reply.expect("no node is skipped") {
-                Ok(Reply::Granted(fence)) => granted.push((i, fence)),
-                Ok(Reply::Busy(pttl)) => busy.push((i, pttl)),
+                Ok((reply, id)) => {
+                    ids.extend(id.map(|id| (i, id)));
+                    match reply {
+                        Reply::Granted(fence) => granted.push((i, fence)),
+                        Reply::Busy(pttl) => busy.push((i, pttl)),
+                    }
+                }
                 Err(e) => failures.push((i, e)),
             }
         }
-        if let Err(e) = self.check_independent() {
+        if let Err(e) = self.check_independent(&ids) {
             self.undo(&token, &busy);
             return Err(e);
         }
@@ -262,7 +269,11 @@ impl Lock {
                 .map(|&(_, f)| f)
                 .max()
                 .expect("a majority is not empty");
-            let committed = n == 1 || self.commit_fence(&token, fence, &granted) >= majority;
+            // Phase two is needed only if fewer than a majority of nodes already hold the fence
+            // (see `fence`): in steady state every counter is equal and it is skipped.
+            let at_fence = granted.iter().filter(|&&(_, f)| f == fence).count();
+            let committed =
+                at_fence >= majority || self.commit_fence(&token, fence, &granted) >= majority;
             let valid = quorum::validity(self.ttl, clock::now().since(sent));
             if committed && valid.is_some_and(|v| quorum::enough_validity(self.ttl, v)) {
                 let deadline = sent + quorum::lifetime(self.ttl);
@@ -440,21 +451,17 @@ impl Lock {
         });
     }
 
-    /// Fails if two listed nodes are the same server behind different addresses (same `run_id`):
-    /// such a pair would fake a majority.
-    fn check_independent(&self) -> Result<()> {
-        for (i, a) in self.nodes.iter().enumerate() {
-            for b in &self.nodes[i + 1..] {
-                if let (Some(x), Some(y)) = (a.run_id(), b.run_id())
-                    && x == y
-                {
-                    return Err(exit::usage(format!(
-                        "Redis nodes {} and {} are the same server (run_id {x}): each node must be an \
-                         independent master",
-                        a.name(),
-                        b.name()
-                    )));
-                }
+    /// Fails if two listed nodes are the same server behind different addresses: such a pair would
+    /// fake a majority. `ids` holds the `run_id` each node reported, by node index.
+    fn check_independent(&self, ids: &[(usize, String)]) -> Result<()> {
+        for (k, (a, x)) in ids.iter().enumerate() {
+            if let Some((b, _)) = ids[k + 1..].iter().find(|(_, y)| y == x) {
+                return Err(exit::usage(format!(
+                    "Redis nodes {} and {} are the same server (run_id {x}): each node must be an \
+                     independent master",
+                    self.nodes[*a].name(),
+                    self.nodes[*b].name()
+                )));
             }
         }
         Ok(())
@@ -486,24 +493,31 @@ enum Reply {
     Busy(i64),
 }
 
-/// Decodes the acquire script's `{1, fence}` / `{0, pttl}`.
-fn parse_acquire(value: Value) -> Result<Reply, NodeError> {
+/// Decodes the acquire script's `{1, fence, id}` / `{0, pttl, id}`; `id` is the server's
+/// `run_id`, if it was asked for.
+fn parse_acquire(value: Value) -> Result<(Reply, Option<String>), NodeError> {
     let odd = || NodeError::Server("unexpected reply to the acquire script".to_owned());
     let Value::Array(items) = value else {
         return Err(odd());
     };
-    match items.as_slice() {
-        [Value::Int(1), Value::BulkString(f)] => {
+    let (reply, id) = match items.as_slice() {
+        [Value::Int(1), Value::BulkString(f), id] => {
             let text = std::str::from_utf8(f).map_err(|_| odd())?;
-            fence::parse(text).map(Reply::Granted).ok_or_else(|| {
+            let fence = fence::parse(text).ok_or_else(|| {
                 NodeError::Server(format!(
                     "the fence counter holds '{text}', which is not a non-negative integer"
                 ))
-            })
+            })?;
+            (Reply::Granted(fence), id)
         }
-        [Value::Int(0), Value::Int(pttl)] => Ok(Reply::Busy(*pttl)),
-        _ => Err(odd()),
-    }
+        [Value::Int(0), Value::Int(pttl), id] => (Reply::Busy(*pttl), id),
+        _ => return Err(odd()),
+    };
+    let id = match id {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        _ => None,
+    };
+    Ok((reply, id))
 }
 
 /// Decodes the status script's `{pttl, digest, mine, fence, holder}`.
@@ -609,10 +623,18 @@ mod tests {
 
     #[test]
     fn acquire_replies_decode() {
-        let granted = Value::Array(vec![Value::Int(1), Value::BulkString(b"17".to_vec())]);
-        assert!(matches!(parse_acquire(granted), Ok(Reply::Granted(17))));
-        let busy = Value::Array(vec![Value::Int(0), Value::Int(900)]);
-        assert!(matches!(parse_acquire(busy), Ok(Reply::Busy(900))));
+        let granted = Value::Array(vec![
+            Value::Int(1),
+            Value::BulkString(b"17".to_vec()),
+            Value::Nil,
+        ]);
+        assert!(matches!(
+            parse_acquire(granted),
+            Ok((Reply::Granted(17), None))
+        ));
+        let id = Value::BulkString(b"ab12".to_vec());
+        let busy = Value::Array(vec![Value::Int(0), Value::Int(900), id]);
+        assert!(matches!(parse_acquire(busy), Ok((Reply::Busy(900), Some(id))) if id == "ab12"));
         assert!(parse_acquire(Value::Int(3)).is_err());
     }
 }

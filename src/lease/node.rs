@@ -24,10 +24,6 @@ pub struct Node {
     timeout: Duration,
     /// The open connection, if the last request left it in a known state.
     conn: Option<redis::Connection>,
-    /// Whether to learn the server's `run_id` on connect (Redlock mode, to detect aliases).
-    identify: bool,
-    /// The server's `run_id`, once known.
-    run_id: Option<String>,
     /// The password in the URL, to mask should a library message quote it.
     password: Option<String>,
 }
@@ -65,7 +61,7 @@ impl fmt::Display for NodeError {
 
 impl Node {
     /// A node for `url`, not yet connected; `Err` is a message for a usage error.
-    pub fn new(url: &str, timeout: Duration, identify: bool) -> Result<Node, String> {
+    pub fn new(url: &str, timeout: Duration) -> Result<Node, String> {
         let name = redact(url);
         // rlock's handshake skips `CLIENT SETINFO`: two pipelined replies the library would wait
         // a full timeout for each, on a server that accepts but does not answer.
@@ -91,8 +87,6 @@ impl Node {
             name,
             timeout,
             conn: None,
-            identify,
-            run_id: None,
             password,
         })
     }
@@ -115,11 +109,6 @@ impl Node {
     /// The server's address, to detect the same address listed twice.
     pub fn addr(&self) -> &redis::ConnectionAddr {
         self.client.get_connection_info().addr()
-    }
-
-    /// The server's `run_id`, if this node identified itself since it last connected.
-    pub fn run_id(&self) -> Option<&str> {
-        self.run_id.as_deref()
     }
 
     /// Runs `script` with `keys` and `args`, answering before `deadline` or failing.
@@ -148,23 +137,11 @@ impl Node {
     ) -> Result<T, NodeError> {
         let failure = |e: &RedisError| classify(e, self.timeout, self.password.as_deref());
         if self.conn.is_none() {
-            self.run_id = None;
             let left = time_left(deadline, self.timeout)?;
-            let mut conn = self
+            let conn = self
                 .client
                 .get_connection_with_timeout(left)
                 .map_err(|e| failure(&e))?;
-            if self.identify {
-                let left = time_left(deadline, self.timeout)?;
-                let info: String = conn
-                    .set_read_timeout(Some(left))
-                    .and_then(|()| redis::cmd("INFO").arg("server").query(&mut conn))
-                    .map_err(|e| failure(&e))?;
-                self.run_id = info
-                    .lines()
-                    .find_map(|l| l.strip_prefix("run_id:"))
-                    .map(|id| id.trim().to_owned());
-            }
             self.conn = Some(conn);
         }
         let conn = self.conn.as_mut().expect("connected above");
@@ -300,7 +277,7 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_refused_without_echoing_its_password() {
-        let err = Node::new("http://u:s3cret@h", Duration::from_secs(1), false)
+        let err = Node::new("http://u:s3cret@h", Duration::from_secs(1))
             .err()
             .unwrap();
         assert!(err.contains("http://u:***@h"), "{err}");
@@ -314,7 +291,6 @@ mod tests {
                 Node::new(
                     &format!("redis://127.0.0.1:{}", 1000 + i),
                     Duration::from_secs(1),
-                    false,
                 )
                 .unwrap()
             })
@@ -333,7 +309,7 @@ mod tests {
 
     #[test]
     fn an_unreachable_node_is_refused_within_its_deadline() {
-        let mut node = Node::new("redis://127.0.0.1:1", Duration::from_millis(200), false).unwrap();
+        let mut node = Node::new("redis://127.0.0.1:1", Duration::from_millis(200)).unwrap();
         let got: Result<i64, _> = node.eval(
             &super::super::scripts::RELEASE,
             &["k", "h"],

@@ -20,16 +20,22 @@ use redis::Script;
 
 /// Take the lock if free and hand out the next fencing token, atomically.
 ///
-/// `KEYS`: lock, fence, holder. `ARGV`: token, ttl in ms, host, pid, command, since.
-/// Returns `{1, fence}` (fence as a decimal string, exact beyond 2^53) when granted, or
-/// `{0, pttl}` with the holder's remaining time in ms when the lock is busy (the waiter uses it).
+/// `KEYS`: lock, fence, holder. `ARGV`: token, ttl in ms, host, pid, command, since, identify.
+/// Returns `{1, fence, id}` (fence as a decimal string, exact beyond 2^53) when granted, or
+/// `{0, pttl, id}` with the holder's remaining time in ms when the lock is busy (the waiter uses
+/// it). `id` is the server's `run_id` when `identify` is `1` (Redlock mode, so that one server
+/// listed under two addresses is caught without a round trip of its own), else nil.
 /// A missing counter (first use, or a node that restarted empty) starts at the node's `TIME` in
 /// microseconds, so fences keep rising across such a restart as long as that node's clock does.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+local id = false
+if ARGV[7] == '1' then
+  id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or false
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {0, redis.call('PTTL', KEYS[1])}
+  return {0, redis.call('PTTL', KEYS[1]), id}
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('INCR', KEYS[2])
@@ -39,7 +45,7 @@ else
 end
 redis.call('HSET', KEYS[3], 'host', ARGV[3], 'pid', ARGV[4], 'command', ARGV[5], 'since', ARGV[6])
 redis.call('PEXPIRE', KEYS[3], ARGV[2])
-return {1, redis.call('GET', KEYS[2])}
+return {1, redis.call('GET', KEYS[2]), id}
 ",
     )
 });

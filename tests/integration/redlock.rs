@@ -434,14 +434,12 @@ fn a_busy_redlock_exits_75_at_once() {
     assert_free(&servers);
 }
 
-/// A TCP relay in front of one Redis node that can hold requests back, as a node that stalls
-/// right after answering rlock's connection handshake would.
+/// A TCP relay in front of one Redis node that can hold requests back, as a stalled node would.
 ///
-/// A `SIGSTOP`ped node cannot produce a late grant: on a new connection rlock first asks `INFO`
-/// (to find aliased nodes), that times out, and the acquire script is never sent. While the relay
-/// is stalled, each connection's first request and its reply pass, later requests are held, and
+/// While the relay is stalled it accepts connections but holds every request, and
 /// [`Relay::unstall`] delivers them in order even if the client has hung up since: the script then
-/// runs late, as a request queued on a paused node runs after `SIGCONT`.
+/// runs late, as a request queued on a paused node runs after `SIGCONT`. (A relay rather than
+/// `SIGSTOP`, so that the test controls exactly when the held request lands.)
 struct Relay {
     port: u16,
     shared: Arc<Shared>,
@@ -496,7 +494,7 @@ impl Relay {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// From now on, hold every request but a connection's first.
+    /// From now on, hold every request.
     fn stall(&self) {
         self.shared.state().stalled = true;
     }
@@ -534,20 +532,16 @@ fn relay(mut client: TcpStream, target: u16, shared: &Shared) {
     if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
         shared.state().sockets.extend([c, s]);
     }
-    let answered = Arc::new(AtomicBool::new(false));
-    let first_reply = Arc::clone(&answered);
     thread::spawn(move || {
         let mut buf = [0; 16 * 1024];
         while let Ok(n @ 1..) = from_server.read(&mut buf) {
-            // Before the client can see the reply and send its next request.
-            first_reply.store(true, Ordering::SeqCst);
             let _ = to_client.write_all(&buf[..n]);
         }
     });
     let mut buf = [0; 16 * 1024];
     while let Ok(n @ 1..) = client.read(&mut buf) {
         let mut state = shared.state();
-        if state.stalled && answered.load(Ordering::SeqCst) {
+        if state.stalled {
             let Ok(held) = server.try_clone() else { return };
             state.held.push((held, buf[..n].to_vec()));
         } else if server.write_all(&buf[..n]).is_err() {
