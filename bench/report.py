@@ -8,12 +8,16 @@ Every ratio is computed here, from numbers of the same run. Inputs, all in DIR:
   start-*.json, seq-*.json child_start.py and sequential.py results
   rss-{rlock,flock}-*.txt  /usr/bin/time -v reports
   load-info-{0,1}.txt      INFO all before and after the counted window; load.stderr is rlock -v's
+  wait-*.json              handoff.py results: handoff1, handoff3, takeover, load
+  peer-*.json              peer_redis_py.py results: handoff, load (absent if the peer was
+                           unavailable: meta.tsv then has peer_unavailable)
 
 Usage: report.py DIR
 """
 
 import glob
 import json
+import math
 import os
 import re
 import statistics
@@ -41,6 +45,10 @@ class Results:
             results = json.load(f)["results"]
         return {r["command"]: 1000 * (r.get("median") or statistics.median(r["times"]))
                 for r in results}
+
+    def json(self, name):
+        with open(self.path(name)) as f:
+            return json.load(f)
 
     def median_ms(self, name):
         """The median of a child_start.py or sequential.py result."""
@@ -77,6 +85,39 @@ class Results:
 
 def ms(v):
     return f"{v:.2f} ms" if abs(v) < 100 else f"{v:.1f} ms"
+
+
+# Every command rlock's scripts run (scripts.rs); rlock itself sends only EVALSHA (EVAL, SCRIPT
+# LOAD) and SUBSCRIBE, so these are what its requests cost inside Redis, not requests of their own.
+RLOCK_SCRIPT_COMMANDS = {"set", "pttl", "exists", "incr", "time", "hset", "pexpire", "get", "del",
+                         "publish", "info"}
+
+
+def ratio(value, base):
+    return f"{value / base:.2f}x" if base else ""
+
+
+def target(value, limit, unit="ms", at_most=False):
+    met = value <= limit if at_most else value < limit
+    return f"target {'<=' if at_most else '<'} {limit:g} {unit}: {'met' if met else 'missed'}"
+
+
+def counts(delta, only=None):
+    """'2 EVALSHA, 1 SUBSCRIBE' for a commandstats delta, largest first."""
+    items = sorted(((v, k) for k, v in delta.items()
+                    if k != "total" and (only is None or only(k))), reverse=True)
+    return ", ".join(f"{v} {k.upper()}" for v, k in items) or "nothing"
+
+
+def load_rates(load, in_script):
+    """(requests/s, commands/s incl. in scripts, requests in the window, the in-script part) for
+    a load_window result; `in_script` tells a command run inside a script."""
+    window = load["window"]
+    seconds = load["window_s"]
+    requests = {k: v for k, v in window.items() if k != "total" and not in_script(k)}
+    inside = {k: v for k, v in window.items() if k != "total" and in_script(k)}
+    return (sum(requests.values()) / seconds, window.get("total", 0) / seconds,
+            counts(requests), counts(inside))
 
 
 def build_rows(r):
@@ -155,11 +196,88 @@ def build_rows(r):
     groups.append(("e. binary", [
         ("e1", "target/release/rlock", f"{size} B = {size / 2**20:.2f} MiB", "", "", "", ""),
     ]))
+
+    groups.append(waiting_rows(r))
     return groups
+
+
+def waiting_rows(r):
+    """Section f: handoff, takeover and waiting load, rlock's and redis-py's Lock's."""
+    h1, h3 = r.json("wait-handoff1.json"), r.json("wait-handoff3.json")
+    take, load = r.json("wait-takeover.json"), r.json("wait-load.json")
+    launch = h1["launch"]
+
+    def compare(value, base_name, base):
+        sign = "+" if value >= base else ""
+        return f"{base_name} {ms(base)}", sign + ms(value - base), f"{value / base:.2f}x"
+
+    rows = [
+        ("f1", "handoff, 1 node: median", ms(h1["median_ms"]),
+         *compare(h1["median_ms"], "launch", launch["median_ms"]), target(h1["median_ms"], 2)),
+        ("", "handoff, 1 node: p99", ms(h1["p99_ms"]), "", "", "",
+         f"{target(h1['p99_ms'], 10)}; launch alone: p99 {ms(launch['p99_ms'])}"),
+        ("f2", "handoff, Redlock N=3: median", ms(h3["median_ms"]),
+         *compare(h3["median_ms"], "N=1", h1["median_ms"]),
+         target(h3["median_ms"], 2) + " (0-5 ms wake-up delay by design)"),
+        ("", "handoff, Redlock N=3: p99", ms(h3["p99_ms"]),
+         *compare(h3["p99_ms"], "N=1", h1["p99_ms"]), target(h3["p99_ms"], 10)),
+        ("f3", "takeover after expiry: median", ms(take["median_ms"]),
+         *compare(take["median_ms"], "launch", take["launch"]["median_ms"]),
+         target(take["median_ms"], 50)),
+        ("", "takeover after expiry: max", ms(take["max_ms"]), "", "", "",
+         f"{target(take['max_ms'], 50)}; launch alone: max {ms(take['launch']['max_ms'])}"),
+    ]
+    ours = load_rates(load, lambda k: k in RLOCK_SCRIPT_COMMANDS)
+    seconds = f"{load['window_s']:.1f} s"
+    rows += [
+        ("f4", "waiting: requests/s", f"{ours[0]:.2f} /s", "", "", "",
+         f"{target(ours[0], 10, '/s', at_most=True)}; {ours[2]} in {seconds}; before: "
+         f"{counts(load['setup'], lambda k: k not in RLOCK_SCRIPT_COMMANDS)}"),
+        ("", "waiting: commands/s, incl. in scripts", f"{ours[1]:.2f} /s", "", "", "",
+         f"+ {ours[3]}"),
+    ]
+
+    title = (f"f. waiting for a busy lock, 1 node unless said (handoffs: {h1['runs']} each, "
+             f"takeovers: {take['runs']})")
+    unavailable = r.meta.get("peer_unavailable")
+    if unavailable:
+        rows.append(("f5", "redis-py Lock, same handoff", "", "", "", "",
+                     f"peer unavailable: {unavailable}"))
+        rows.append(("f6", "redis-py Lock, waiting load", "", "", "", "",
+                     "peer unavailable (see f5)"))
+        return title, rows
+
+    peer, peer_load = r.json("peer-handoff.json"), r.json("peer-load.json")
+    name = "redis-py"
+    rows += [
+        ("f5", "vs redis-py Lock: handoff median", ms(h1["median_ms"]),
+         *compare(h1["median_ms"], name, peer["median_ms"]),
+         f"redis-py {peer['redis_py']}, polls every 0.1 s"),
+        ("", "vs redis-py Lock: handoff p99", ms(h1["p99_ms"]),
+         *compare(h1["p99_ms"], name, peer["p99_ms"]), ""),
+    ]
+    theirs = load_rates(peer_load, lambda k: False)
+    rows += [
+        ("f6", "vs redis-py Lock: requests/s", f"{ours[0]:.2f} /s", f"{name} {theirs[0]:.2f} /s",
+         f"{ours[0] - theirs[0]:+.2f} /s", ratio(ours[0], theirs[0]),
+         f"redis-py: {theirs[2]} in {peer_load['window_s']:.1f} s; before: "
+         f"{counts(peer_load['setup'])}"),
+        ("", "vs redis-py: commands/s, incl. scripts", f"{ours[1]:.2f} /s",
+         f"{name} {theirs[1]:.2f} /s", f"{ours[1] - theirs[1]:+.2f} /s",
+         ratio(ours[1], theirs[1]), ""),
+    ]
+    return title, rows
+
+
+def p99_rank(n):
+    """Which sample nearest-rank p99 is, in words."""
+    rank = math.ceil(0.99 * n)
+    return f"of {n}, the maximum" if rank == n else f"the {rank}th of {n}"
 
 
 def notes(r):
     meta = r.meta
+    h1 = r.json("wait-handoff1.json")
     extensions = r.count_lines("load.stderr", r"\bextended\b")
     return [
         f"a: hyperfine -N, {meta['warmup']} warm-up runs. One run = start, connect, acquire, run "
@@ -168,17 +286,34 @@ def notes(r):
         "`sleep`.",
         f"c: slow nodes sit behind bench/delay_proxy.py (+{meta['delay_ms']} ms each way). A Redlock "
         "run has round trips in series, each costing the slowest node's RTT thanks to the parallel "
-        "fan-out: INFO on connect (to spot one server listed twice), the grant, the fence commit, "
-        "and after the command the release: ~4 per run, ~3 before the command starts (more than the "
-        "2 of grant + fence commit alone). c7-c10 time from launching rlock until its command "
+        "fan-out: the grant (whose script also returns the server's run_id, so spotting one server "
+        "listed twice costs no round trip of its own) and, after the command, the release: ~2 per "
+        "run (c5, c6), ~1 before the command starts (c9, c10). The fence commit, a second round "
+        "before the command, is skipped when a majority of the granting nodes already returned the "
+        "chosen fence, as they do once the counters are equal; a lock's first grant on fresh nodes "
+        "pays it, here in the warm-up runs. c7-c10 time from launching rlock until its command "
         "(`date`) reads the clock; the sequential client (bench/sequential.py) connects and sends "
         "SET NX PX to one node after another, timed in-process: 1 RTT per node, no fence, no "
-        "identity check, so it pays a slow node once where rlock pays it ~3 times, but pays every "
-        "slow node where rlock pays the slowest.",
+        "identity check. With one slow node both pay it once, so c9's difference is about rlock's "
+        "process launch; with five, it pays every one where rlock pays the slowest once.",
         "d: INFO commandstats / total_commands_processed deltas, own INFO removed, over whole "
         f"extension intervals of an `rlock -t {ttl_text(meta)} -- sleep {meta['load_hold_s']}` "
         f"hold (scripts already loaded); rlock -v logged {extensions} extensions in the whole hold. "
         "Expected: one EVALSHA per TTL/3.",
+        "f: handoff = from the holder's command reading the clock just before it exits to the "
+        "waiter's command reading it as it starts (`date +%s%N`): the holder's exit and release, "
+        "the announcement, the waiter's grant, and its launch of `sh -c 'date ...'`, which alone "
+        "takes the 'launch' baseline (timed from python, the same count). The waiter is seen "
+        "waiting (PUBSUB NUMSUB of its lock's release channel is 1 on every node) before the go, "
+        "which comes a random 0-100 ms later so that it falls anywhere in a polling waiter's "
+        f"cycle. p99 is the nearest rank: {p99_rank(h1['runs'])}. f2 adds Redlock's deliberate 0-5 ms wake-up delay (competing waiters must not vote "
+        "in lockstep). f3: `rlock acquire -t 1s` never releases; expiry = when its PTTL was read "
+        "(mid round trip) + PTTL; the waiter wakes at the PTTL it was told, +0-3 ms. f4: INFO "
+        "commandstats deltas, our own commands removed, over "
+        f"{r.json('wait-load.json')['window_s']:.1f} s of an rlock waiting on a 30 s lease, "
+        "starting half a backstop period after it subscribed; 'before' counts from its launch "
+        "until then. f5, f6: redis-py's Lock (bench/peer_redis_py.py) on both sides, timed "
+        "in-process, so its handoff has no launch in it; it retries SET NX PX every 0.1 s.",
         "Loopback only, one shared machine: read ratios within a run, not absolute numbers across "
         "machines. a1 and c1 time the same command in two batches: their gap gauges this run's "
         "noise.",
