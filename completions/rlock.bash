@@ -65,7 +65,7 @@ _rlock() {
 
     case "${cmd}" in
         rlock)
-            opts="-k -r -t -v -q -w -E -c -h -V --key --redis --ttl --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help --version run acquire extend release status completions help"
+            opts="-k -r -t -v -q -w -E -c -h -V --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help --version run acquire extend release status completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -84,6 +84,22 @@ _rlock() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -151,7 +167,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__acquire)
-            opts="-k -r -t -v -q -w -E -h --key --redis --ttl --prefix --verbose --quiet --wait --conflict-exit-code --format --help"
+            opts="-k -r -t -v -q -w -E -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --wait --conflict-exit-code --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -170,6 +186,22 @@ _rlock() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -227,7 +259,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__extend)
-            opts="-k -r -t -v -q -h --key --redis --ttl --prefix --verbose --quiet --token --help"
+            opts="-k -r -t -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -246,6 +278,22 @@ _rlock() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -385,7 +433,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__release)
-            opts="-k -r -t -v -q -h --key --redis --ttl --prefix --verbose --quiet --token --help"
+            opts="-k -r -t -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -404,6 +452,22 @@ _rlock() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -431,7 +495,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__run)
-            opts="-k -r -t -v -q -w -E -c -h --key --redis --ttl --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help"
+            opts="-k -r -t -v -q -w -E -c -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -450,6 +514,22 @@ _rlock() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -517,7 +597,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__status)
-            opts="-k -r -t -v -q -h --key --redis --ttl --prefix --verbose --quiet --token --format --help"
+            opts="-k -r -t -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --token --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -536,6 +616,22 @@ _rlock() {
                     return 0
                     ;;
                 -r)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --redis-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

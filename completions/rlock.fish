@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_rlock_global_optspecs
-    string join \n k/key= r/redis= t/ttl= prefix= v/verbose q/quiet w/wait= E/conflict-exit-code= kill-signal= kill-after= max-time= min-hold= jitter= c/command= h/help V/version
+    string join \n k/key= r/redis= redis-file= tls-ca= tls-cert= tls-key= tls-insecure t/ttl= prefix= v/verbose q/quiet w/wait= E/conflict-exit-code= kill-signal= kill-after= max-time= min-hold= jitter= c/command= h/help V/version
 end
 
 function __fish_rlock_needs_command
@@ -26,6 +26,10 @@ end
 
 complete -c rlock -n "__fish_rlock_needs_command" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
+complete -c rlock -n "__fish_rlock_needs_command" -l redis-file -d 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others' -r -F
+complete -c rlock -n "__fish_rlock_needs_command" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
+complete -c rlock -n "__fish_rlock_needs_command" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
+complete -c rlock -n "__fish_rlock_needs_command" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_needs_command" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
@@ -36,6 +40,7 @@ complete -c rlock -n "__fish_rlock_needs_command" -l max-time -d 'Stop the comma
 complete -c rlock -n "__fish_rlock_needs_command" -l min-hold -d 'Keep the lock at least this long after the command started, even if it finishes sooner' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l jitter -d 'Sleep a random time in [0, DURATION) before the first attempt, to spread hosts apart' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s c -l command -d 'Run SHELL COMMAND with `sh -c` instead of COMMAND' -r
+complete -c rlock -n "__fish_rlock_needs_command" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_needs_command" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_needs_command" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -49,6 +54,10 @@ complete -c rlock -n "__fish_rlock_needs_command" -a "completions" -d 'Print the
 complete -c rlock -n "__fish_rlock_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
+complete -c rlock -n "__fish_rlock_using_subcommand run" -l redis-file -d 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
@@ -59,11 +68,16 @@ complete -c rlock -n "__fish_rlock_using_subcommand run" -l max-time -d 'Stop th
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after the command started, even if it finishes sooner' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l jitter -d 'Sleep a random time in [0, DURATION) before the first attempt, to spread hosts apart' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s c -l command -d 'Run SHELL COMMAND with `sh -c` instead of COMMAND' -r
+complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l redis-file -d 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
@@ -71,32 +85,48 @@ complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s E -l conflict-ex
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l format -d 'What to print on success' -r -f -a "plain\t'The token alone, on one line: `token=$(rlock acquire -k job)`'
 json\t'One JSON object: key, token, fence, ttl_ms, validity_ms, nodes'
 shell\t'`export RLOCK_KEY=... RLOCK_TOKEN=... RLOCK_FENCE=... RLOCK_REDIS=...` lines for `eval`'"
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -l redis-file -d 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l token -d 'The lease\'s token, as `acquire` printed it (RLOCK_TOKEN is set by `rlock run` and by `eval "$(rlock acquire --format shell)"`)' -r
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l redis-file -d 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l token -d 'The lease\'s token, as `acquire` printed it (RLOCK_TOKEN is set by `rlock run` and by `eval "$(rlock acquire --format shell)"`)' -r
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
+complete -c rlock -n "__fish_rlock_using_subcommand status" -l redis-file -d 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l token -d 'Your token, if you hold a lease: status then says whether the holder is you' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l format -d 'How to print the state' -r -f -a "plain\t'Lines for people'
 json\t'One JSON object'"
+complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -7,6 +7,7 @@
 #![allow(clippy::doc_markdown)]
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -294,8 +295,10 @@ pub struct LockArgs {
 
     /// Redis node URL; give it several times (or comma-separated) for a Redlock quorum.
     ///
-    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB]. Prefer RLOCK_REDIS for URLs with passwords:
-    /// the command line is visible to every user in `ps`.
+    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://… (TLS), redis+unix:///PATH[?db=N],
+    /// redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE[/DB]. A Redis Cluster
+    /// is reached through any one of its nodes. Keep passwords out of the command line, which
+    /// every user sees in `ps`: use RLOCK_REDIS or --redis-file.
     #[arg(
         short,
         long = "redis",
@@ -303,9 +306,54 @@ pub struct LockArgs {
         value_name = "URL",
         value_delimiter = ',',
         hide_env_values = true,
-        default_value = "redis://127.0.0.1:6379"
+        default_value = "redis://127.0.0.1:6379",
+        help_heading = "Connection"
     )]
     pub redis: Vec<String>,
+
+    /// Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable
+    /// by group or others.
+    #[arg(
+        long,
+        env = "RLOCK_REDIS_FILE",
+        value_name = "FILE",
+        conflicts_with = "redis",
+        help_heading = "Connection"
+    )]
+    pub redis_file: Option<PathBuf>,
+
+    /// Trust the CAs in this PEM file for rediss:// nodes, instead of the system's roots.
+    #[arg(
+        long,
+        env = "RLOCK_TLS_CA",
+        value_name = "FILE",
+        help_heading = "Connection"
+    )]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS; needs --tls-key.
+    #[arg(
+        long,
+        env = "RLOCK_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "Connection"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM); needs --tls-cert.
+    #[arg(
+        long,
+        env = "RLOCK_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "Connection"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Do not verify the servers' certificates (for tests: anyone on the path can impersonate them).
+    #[arg(long, help_heading = "Connection")]
+    pub tls_insecure: bool,
 
     /// Lease time to live: how long the lock outlives an rlock that stops extending it.
     ///

@@ -4,13 +4,15 @@
 //! usage error (exit 2) that names the bad value and says what would be right.
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::cli::{LockArgs, RunArgs, Wait};
 use crate::exit;
-use crate::lease::quorum;
+use crate::lease::{Tls, quorum};
 use crate::log::{self, Level};
 use crate::supervise::StopPolicy;
 
@@ -35,6 +37,8 @@ pub struct LockSettings {
     pub urls: Vec<String>,
     /// The lease TTL.
     pub ttl: Duration,
+    /// TLS settings for rediss:// nodes.
+    pub tls: Tls,
 }
 
 /// Everything run mode needs.
@@ -89,11 +93,26 @@ pub fn lock(args: &LockArgs) -> Result<LockSettings> {
             humantime::format_duration(MAX_TTL)
         )));
     }
-    let urls: Vec<String> = args.redis.iter().map(|u| u.trim().to_owned()).collect();
-    if urls.iter().any(String::is_empty) {
-        return Err(exit::usage(
-            "an empty Redis URL was given (check --redis and RLOCK_REDIS for stray commas)",
-        ));
+    let urls = match &args.redis_file {
+        Some(path) => read_redis_file(path)?,
+        None => join_urls(&args.redis)?,
+    };
+    if args.redis_file.is_none() {
+        warn_of_passwords_in_argv(&urls);
+    }
+    let tls = Tls {
+        ca: args.tls_ca.clone(),
+        client: args.tls_cert.clone().zip(args.tls_key.clone()),
+        insecure: args.tls_insecure,
+    };
+    if tls.insecure {
+        log::warning!(
+            "--tls-insecure: the servers' certificates are not verified; anyone on the network \
+             path can pose as Redis and grant or refuse the lock"
+        );
+    }
+    if tls.is_set() && !urls.iter().any(|u| u.starts_with("rediss://")) {
+        log::warning!("TLS options are given, but no node is a rediss:// URL: they are unused");
     }
     match urls.len() {
         2 => log::warning!(
@@ -111,6 +130,7 @@ pub fn lock(args: &LockArgs) -> Result<LockSettings> {
         prefix: args.prefix.clone(),
         urls,
         ttl: args.ttl,
+        tls,
     })
 }
 
@@ -176,6 +196,74 @@ pub fn token(token: Option<&str>) -> Result<String> {
             "the lease token is malformed (too long, or control characters)",
         )),
         Some(t) => Ok(t.to_owned()),
+    }
+}
+
+/// The URLs from `--redis`/`RLOCK_REDIS`, split at commas by clap. A piece without a scheme
+/// continues the one before: a Sentinel URL lists its Sentinels with commas.
+fn join_urls(pieces: &[String]) -> Result<Vec<String>> {
+    let mut urls: Vec<String> = Vec::with_capacity(pieces.len());
+    for piece in pieces.iter().map(|p| p.trim()) {
+        match urls.last_mut() {
+            Some(last) if !piece.is_empty() && !piece.contains("://") => {
+                last.push(',');
+                last.push_str(piece);
+            }
+            _ => urls.push(piece.to_owned()),
+        }
+    }
+    if urls.iter().any(String::is_empty) {
+        return Err(exit::usage(
+            "an empty Redis URL was given (check --redis and RLOCK_REDIS for stray commas)",
+        ));
+    }
+    Ok(urls)
+}
+
+/// The URLs in `--redis-file`: one per line, blank lines and `#` comments skipped. The file holds
+/// passwords, so one that group or others can read is refused rather than trusted.
+fn read_redis_file(path: &Path) -> Result<Vec<String>> {
+    let shown = path.display();
+    let unreadable =
+        |e: std::io::Error| exit::usage(format!("cannot read --redis-file {shown}: {e}"));
+    let mode = std::fs::metadata(path)
+        .map_err(unreadable)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(exit::usage(format!(
+            "--redis-file {shown} is readable by group or others (mode {:03o}): it may hold \
+             passwords; chmod 600 it",
+            mode & 0o777
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    let urls: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if urls.is_empty() {
+        return Err(exit::usage(format!(
+            "--redis-file {shown} lists no Redis URL"
+        )));
+    }
+    Ok(urls)
+}
+
+/// Warns when a URL with a password came from the command line, where `ps` shows it to all.
+fn warn_of_passwords_in_argv(urls: &[String]) {
+    let argv: Vec<String> = std::env::args().skip(1).take_while(|a| a != "--").collect();
+    let exposed = urls
+        .iter()
+        .filter(|url| crate::lease::node::redact(url) != **url)
+        .any(|url| argv.iter().any(|arg| arg.contains(url.as_str())));
+    if exposed {
+        log::warning!(
+            "a Redis password is on the command line, where any user can read it with ps; \
+             pass the URL in RLOCK_REDIS or --redis-file instead"
+        );
     }
 }
 

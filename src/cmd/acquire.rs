@@ -16,7 +16,7 @@ use crate::lease::{Grant, Holder, Lock};
 pub fn acquire(args: &AcquireArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
     let (events, mut inbox) = super::events()?;
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl)?;
+    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
     let parent = nix::unistd::getppid().as_raw();
     let holder = Holder {
         host: super::host_name(),

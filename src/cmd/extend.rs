@@ -12,7 +12,7 @@ use crate::log;
 pub fn extend(args: &TokenArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
     let token = config::token(args.token.as_deref())?;
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl)?;
+    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
     match lock.extend(&token) {
         Extension::Kept { .. } => {
             log::info!(

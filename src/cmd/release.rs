@@ -13,7 +13,7 @@ use crate::log;
 pub fn release(args: &TokenArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
     let token = config::token(args.token.as_deref())?;
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl)?;
+    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
     let released = lock.release(&token);
     if !released.failures.is_empty() {
         if released.deleted >= quorum::majority(s.urls.len()) {

@@ -33,7 +33,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
     {
         return Ok(Acquired::signal_status(signal));
     }
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl)?;
+    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
     let holder = Holder {
         host: super::host_name(),
         pid: std::process::id(),

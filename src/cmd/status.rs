@@ -17,7 +17,7 @@ use crate::lease::{Lock, LockStatus};
 /// Prints the lock's state; returns 0 if held, 3 if free.
 pub fn status(args: &StatusArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl)?;
+    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
     let state = lock.status(args.token.as_deref())?;
     match args.format {
         StatusFormat::Plain => print!("{}", plain(&s.key, &state)),

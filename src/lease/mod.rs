@@ -10,6 +10,7 @@
 //! Layout: [`scripts`] holds the Lua, [`node`] one connection, [`quorum`] the arithmetic, and
 //! [`fence`] the fencing-token scheme and its argument.
 
+pub mod endpoint;
 pub mod fence;
 pub mod node;
 pub mod quorum;
@@ -24,6 +25,7 @@ use redis::Value;
 
 use crate::clock::{self, Stamp};
 use crate::exit;
+pub use endpoint::Tls;
 pub use node::{Node, NodeError};
 use quorum::Verdict;
 
@@ -158,12 +160,15 @@ pub struct Lock {
 
 impl Lock {
     /// The lock `key` (under `prefix`) on the nodes at `urls`, with leases of `ttl`. No I/O yet.
-    pub fn new(key: &str, prefix: &str, urls: &[String], ttl: Duration) -> Result<Lock> {
+    pub fn new(key: &str, prefix: &str, urls: &[String], ttl: Duration, tls: &Tls) -> Result<Lock> {
         let timeout = quorum::node_timeout(ttl);
         let mut nodes: Vec<Node> = Vec::with_capacity(urls.len());
         for url in urls {
-            let node = Node::new(url, timeout).map_err(exit::usage)?;
-            if let Some(twin) = nodes.iter().find(|n| n.addr() == node.addr()) {
+            let node = Node::new(url, timeout, tls).map_err(exit::usage)?;
+            if let Some(twin) = nodes
+                .iter()
+                .find(|n| n.addr().is_some() && n.addr() == node.addr())
+            {
                 return Err(exit::usage(format!(
                     "Redis node {} is listed twice (also as {}): each node must be an independent master",
                     node.name(),
@@ -614,9 +619,15 @@ mod tests {
             "redis://127.0.0.1:7001".to_owned(),
             "redis://127.0.0.1:7001/2".to_owned(),
         ];
-        let err = Lock::new("k", "rlock:", &urls, Duration::from_secs(1))
-            .err()
-            .unwrap();
+        let err = Lock::new(
+            "k",
+            "rlock:",
+            &urls,
+            Duration::from_secs(1),
+            &Tls::default(),
+        )
+        .err()
+        .unwrap();
         assert_eq!(exit::code_of(&err), exit::USAGE);
         assert!(err.to_string().contains("listed twice"), "{err}");
     }

@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
 
+use super::endpoint::{Endpoint, Tls};
 use crate::clock::Stamp;
 
 /// One Redis master of the lock.
 pub struct Node {
-    client: redis::Client,
+    /// How to reach it.
+    endpoint: Endpoint,
+    /// Where a cluster's `MOVED` reply sent us last: the owner of the lock's slot.
+    route: Option<Endpoint>,
     /// The URL as given, credentials included: handed to the command in `RLOCK_REDIS`, never printed.
     url: String,
     /// The URL with credentials masked: how the node appears in every message.
@@ -61,28 +65,13 @@ impl fmt::Display for NodeError {
 
 impl Node {
     /// A node for `url`, not yet connected; `Err` is a message for a usage error.
-    pub fn new(url: &str, timeout: Duration) -> Result<Node, String> {
+    pub fn new(url: &str, timeout: Duration, tls: &Tls) -> Result<Node, String> {
         let name = redact(url);
-        // rlock's handshake skips `CLIENT SETINFO`: two pipelined replies the library would wait
-        // a full timeout for each, on a server that accepts but does not answer.
-        let info = redis::IntoConnectionInfo::into_connection_info(url).map(|info| {
-            let settings = info.redis_settings().clone().set_skip_set_lib_name();
-            info.set_redis_settings(settings)
-        });
-        let client = info.and_then(redis::Client::open).map_err(|e| {
-            let detail = e.to_string().replace(url, &name);
-            format!(
-                "invalid Redis URL '{name}' ({detail}); expected redis://[USER:PASSWORD@]HOST[:PORT][/DB], \
-                 rediss://… or redis+unix:///PATH"
-            )
-        })?;
-        let password = client
-            .get_connection_info()
-            .redis_settings()
-            .password()
-            .map(str::to_owned);
+        let endpoint = Endpoint::parse(url, &name, tls)?;
+        let password = endpoint.password().map(str::to_owned);
         Ok(Node {
-            client,
+            endpoint,
+            route: None,
             url: url.to_owned(),
             name,
             timeout,
@@ -101,14 +90,14 @@ impl Node {
         &self.url
     }
 
-    /// The client, for connections of other kinds (pub/sub).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// How to reach the node, for connections of other kinds (pub/sub).
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
-    /// The server's address, to detect the same address listed twice.
-    pub fn addr(&self) -> &redis::ConnectionAddr {
-        self.client.get_connection_info().addr()
+    /// The server's address, to detect the same address listed twice (`None` behind Sentinel).
+    pub fn addr(&self) -> Option<&redis::ConnectionAddr> {
+        self.endpoint.addr()
     }
 
     /// Runs `script` with `keys` and `args`, answering before `deadline` or failing.
@@ -129,28 +118,69 @@ impl Node {
         self.request(deadline, |conn| invocation.invoke(conn))
     }
 
-    /// Runs one request on a connection whose socket timeouts end at `deadline`.
+    /// Runs one request on a connection whose socket timeouts end at `deadline`, following a
+    /// cluster's redirections.
     fn request<T>(
         &mut self,
         deadline: Stamp,
-        op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        op: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, NodeError> {
-        let failure = |e: &RedisError| classify(e, self.timeout, self.password.as_deref());
+        for _ in 0..=MAX_REDIRECTS {
+            let (to, ask) = match self.try_request(deadline, &op) {
+                Try::Done(result) => return result,
+                Try::Redirected { to, ask } => (to, ask),
+            };
+            let target = to
+                .rsplit_once(':')
+                .and_then(|(host, port)| self.endpoint.at(host, port.parse().ok()?))
+                .ok_or_else(|| {
+                    NodeError::Server(format!(
+                        "the cluster redirected to {to}, which rlock cannot reach"
+                    ))
+                })?;
+            if ask {
+                // The slot is being migrated: ask the target this once, after ASKING.
+                let mut conn = target.connect(deadline).map_err(|e| self.failure(&e))?;
+                return timed(&mut conn, deadline, |conn| {
+                    redis::cmd("ASKING").query::<()>(conn)?;
+                    op(conn)
+                })
+                .map_err(|e| self.failure(&e));
+            }
+            // The slot lives there now: go there for this request and the next ones.
+            self.route = Some(target);
+            self.conn = None;
+        }
+        Err(NodeError::Server(format!(
+            "the cluster redirected rlock more than {MAX_REDIRECTS} times: is it resharding?"
+        )))
+    }
+
+    /// One try of [`request`](Self::request), on the node a redirection last pointed to.
+    fn try_request<T>(
+        &mut self,
+        deadline: Stamp,
+        op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Try<T> {
         if self.conn.is_none() {
-            let left = time_left(deadline, self.timeout)?;
-            let conn = self
-                .client
-                .get_connection_with_timeout(left)
-                .map_err(|e| failure(&e))?;
-            self.conn = Some(conn);
+            let endpoint = self.route.as_ref().unwrap_or(&self.endpoint);
+            match endpoint.connect(deadline) {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => return Try::Done(Err(self.failure(&e))),
+            }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let result = time_left(deadline, self.timeout).and_then(|left| {
-            conn.set_read_timeout(Some(left))
-                .and_then(|()| conn.set_write_timeout(Some(left)))
-                .and_then(|()| op(conn))
-                .map_err(|e| failure(&e))
-        });
+        let result = timed(conn, deadline, op);
+        if let Err(e) = &result
+            && let Some((to, _slot)) = e.redirect_node()
+        {
+            let ask = e.kind() == ErrorKind::Server(ServerErrorKind::Ask);
+            return Try::Redirected {
+                to: to.to_owned(),
+                ask,
+            };
+        }
+        let result = result.map_err(|e| self.failure(&e));
         if result
             .as_ref()
             .is_err_and(|e| !matches!(e, NodeError::Server(_)))
@@ -158,8 +188,57 @@ impl Node {
             // The connection's state is unknown (a reply may still be in flight): start over.
             self.conn = None;
         }
-        result
+        Try::Done(result)
     }
+
+    /// What the user needs to know of `e`, with the password masked and, for the usual TLS
+    /// mistakes, a hint.
+    fn failure(&self, e: &RedisError) -> NodeError {
+        match classify(e, self.timeout, self.password.as_deref()) {
+            NodeError::Io(text) => {
+                let hint = if text.contains("invalid peer certificate") {
+                    " (the server's certificate is not trusted: give its CA with --tls-ca)"
+                } else if text.contains("CertificateRequired") {
+                    " (the server wants a client certificate: give --tls-cert and --tls-key)"
+                } else if text.contains("reset by peer") && self.url.starts_with("redis://") {
+                    " (if this port speaks TLS, use a rediss:// URL)"
+                } else {
+                    ""
+                };
+                NodeError::Io(text + hint)
+            }
+            other => other,
+        }
+    }
+}
+
+/// How many cluster redirections one request follows.
+const MAX_REDIRECTS: u32 = 5;
+
+/// The outcome of one try of a request.
+enum Try<T> {
+    /// An answer, or a failure.
+    Done(Result<T, NodeError>),
+    /// A cluster's `MOVED` (or, with `ask`, `ASK`) to `to`, `host:port`.
+    Redirected { to: String, ask: bool },
+}
+
+/// Runs `op` on `conn` with its socket timeouts ending at `deadline`.
+fn timed<T>(
+    conn: &mut redis::Connection,
+    deadline: Stamp,
+    op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+) -> redis::RedisResult<T> {
+    let left = deadline.remaining();
+    if left.is_zero() {
+        return Err(RedisError::from(std::io::Error::from(
+            std::io::ErrorKind::TimedOut,
+        )));
+    }
+    let left = left.max(Duration::from_millis(1));
+    conn.set_read_timeout(Some(left))?;
+    conn.set_write_timeout(Some(left))?;
+    op(conn)
 }
 
 /// Turns a client error into what the user needs to know, with `secret` masked.
@@ -183,16 +262,6 @@ fn classify(e: &RedisError, timeout: Duration, secret: Option<&str>) -> NodeErro
     } else {
         NodeError::Io(scrub(e.to_string()))
     }
-}
-
-/// The time left before `deadline`, at least a millisecond (a zero socket timeout means "none"),
-/// or a timeout error when it has passed.
-fn time_left(deadline: Stamp, timeout: Duration) -> Result<Duration, NodeError> {
-    let left = deadline.remaining();
-    if left.is_zero() {
-        return Err(NodeError::TimedOut(timeout));
-    }
-    Ok(left.max(Duration::from_millis(1)))
 }
 
 /// Runs `op` on every node at once and returns the results in node order.
@@ -277,7 +346,7 @@ mod tests {
 
     #[test]
     fn a_bad_url_is_refused_without_echoing_its_password() {
-        let err = Node::new("http://u:s3cret@h", Duration::from_secs(1))
+        let err = Node::new("http://u:s3cret@h", Duration::from_secs(1), &Tls::default())
             .err()
             .unwrap();
         assert!(err.contains("http://u:***@h"), "{err}");
@@ -291,6 +360,7 @@ mod tests {
                 Node::new(
                     &format!("redis://127.0.0.1:{}", 1000 + i),
                     Duration::from_secs(1),
+                    &Tls::default(),
                 )
                 .unwrap()
             })
@@ -309,7 +379,12 @@ mod tests {
 
     #[test]
     fn an_unreachable_node_is_refused_within_its_deadline() {
-        let mut node = Node::new("redis://127.0.0.1:1", Duration::from_millis(200)).unwrap();
+        let mut node = Node::new(
+            "redis://127.0.0.1:1",
+            Duration::from_millis(200),
+            &Tls::default(),
+        )
+        .unwrap();
         let got: Result<i64, _> = node.eval(
             &super::super::scripts::RELEASE,
             &["k", "h"],

@@ -11,6 +11,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use super::Lock;
+use super::endpoint::Endpoint;
 use crate::clock;
 
 /// How often a watcher thread looks whether it should stop.
@@ -39,8 +40,8 @@ impl Lock {
         let on_release: Arc<dyn Fn() + Send + Sync> = Arc::new(on_release);
         let (ready, subscribed) = mpsc::channel::<()>();
         for node in &self.nodes {
-            let (client, channel, timeout) = (
-                node.client().clone(),
+            let (endpoint, channel, timeout) = (
+                node.endpoint().clone(),
                 self.keys.released.clone(),
                 self.timeout,
             );
@@ -53,7 +54,7 @@ impl Lock {
                     while !stop.load(Ordering::Relaxed) {
                         // Errors end one subscription; the loop reconnects while the waiter waits.
                         let _ = listen(
-                            &client,
+                            &endpoint,
                             &channel,
                             timeout,
                             &stop,
@@ -83,14 +84,14 @@ impl Lock {
 /// Subscribes to `channel` and calls `on_release` for each message until `stop` or an error.
 /// Sends on `ready` (once) when subscribed.
 fn listen(
-    client: &redis::Client,
+    endpoint: &Endpoint,
     channel: &str,
     timeout: Duration,
     stop: &AtomicBool,
     on_release: &(dyn Fn() + Send + Sync),
     ready: &mut Option<mpsc::Sender<()>>,
 ) -> redis::RedisResult<()> {
-    let mut conn = client.get_connection_with_timeout(timeout)?;
+    let mut conn = endpoint.connect(clock::now() + timeout)?;
     let mut pubsub = conn.as_pubsub();
     pubsub.set_read_timeout(Some(timeout))?;
     pubsub.subscribe(channel)?;
