@@ -4,12 +4,14 @@
 //! fixture layer is `support`.
 
 mod by_hand;
+mod connecting;
 mod cron;
 mod examples;
 mod fixture;
 mod generated;
 mod redlock;
 mod run;
+mod servers;
 mod support;
 mod terminal;
 mod waiting;
