@@ -295,8 +295,8 @@ pub struct LockArgs {
 
     /// Redis node URL; give it several times (or comma-separated) for a Redlock quorum.
     ///
-    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://… (TLS), redis+unix:///PATH[?db=N],
-    /// redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE[/DB]. A Redis Cluster
+    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS), redis+unix:///PATH[?db=N],
+    /// redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]. A Redis Cluster
     /// is reached through any one of its nodes. Keep passwords out of the command line, which
     /// every user sees in `ps`: use RLOCK_REDIS or --redis-file.
     #[arg(

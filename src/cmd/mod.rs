@@ -207,20 +207,33 @@ fn jitter(max: Duration) -> Duration {
 
 /// The environment a lease holder gets: what `rlock run` gives its command, and what
 /// `rlock acquire --format shell` exports, so that `extend`, `release` and `status` need no
-/// arguments there.
+/// arguments there. TLS files are passed as absolute paths, so that a command that changes
+/// directory still finds them.
 pub(crate) fn lease_env(
     s: &LockSettings,
     lock: &Lock,
     grant: &Grant,
-) -> [(&'static str, String); 6] {
-    [
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
         ("RLOCK_KEY", s.key.clone()),
         ("RLOCK_TOKEN", grant.token.clone()),
         ("RLOCK_FENCE", grant.fence.to_string()),
         ("RLOCK_REDIS", lock.urls()),
         ("RLOCK_PREFIX", s.prefix.clone()),
         ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
-    ]
+    ];
+    let (cert, key) = s.tls.client.clone().unzip();
+    for (name, path) in [
+        ("RLOCK_TLS_CA", &s.tls.ca),
+        ("RLOCK_TLS_CERT", &cert),
+        ("RLOCK_TLS_KEY", &key),
+    ] {
+        if let Some(path) = path {
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            env.push((name, path.display().to_string()));
+        }
+    }
+    env
 }
 
 /// Says that lock `key` is busy (unless `-q`, or `-E 0` asked for a silent skip); returns `code`.
