@@ -18,6 +18,7 @@
 #![allow(dead_code)]
 
 use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -268,6 +269,29 @@ impl Server {
     /// `GET key`.
     pub fn get(&self, key: &str) -> Option<String> {
         self.query(&["GET", key])
+    }
+
+    /// `GET key` in database `db`.
+    pub fn get_in_db(&self, db: u8, key: &str) -> Option<String> {
+        let ((), value): ((), Option<String>) = redis::pipe()
+            .cmd("SELECT")
+            .arg(db)
+            .cmd("GET")
+            .arg(key)
+            .query(&mut self.conn())
+            .unwrap_or_else(|e| panic!("GET {key} in db {db} on {}: {e}", self.name));
+        value
+    }
+
+    /// `GET key` after `ASKING`: how a cluster node that imports `key`'s slot serves it.
+    pub fn get_after_asking(&self, key: &str) -> Option<String> {
+        let ((), value): ((), Option<String>) = redis::pipe()
+            .cmd("ASKING")
+            .cmd("GET")
+            .arg(key)
+            .query(&mut self.conn())
+            .unwrap_or_else(|e| panic!("ASKING, GET {key} on {}: {e}", self.name));
+        value
     }
 
     /// `EXISTS key`.
@@ -701,7 +725,7 @@ impl SentinelSet {
                 primary.port()
             );
             if let Some(password) = password {
-                text.push_str(&format!("sentinel auth-pass {SERVICE} {password}\n"));
+                let _ = writeln!(text, "sentinel auth-pass {SERVICE} {password}");
             }
             // Sentinel rewrites its configuration file, so it must be a writable file of its own.
             fs::write(&conf, text).expect("write sentinel.conf");
@@ -868,6 +892,26 @@ impl Cluster {
             }
         }
         panic!("no node owns slot {slot}")
+    }
+
+    /// Starts moving the slot of `keys` (one slot: they share a hash tag) from `from` to `to`,
+    /// the way `redis-cli --cluster reshard` does, and moves the keys: `to` is set to IMPORTING,
+    /// `from` to MIGRATING, and `MIGRATE` copies the keys over. The slot stays mid-migration, so
+    /// `from` answers `ASK` for the keys, and `to` serves them only after `ASKING`.
+    pub fn migrate_keys(&self, keys: &[&str], from: &Server, to: &Server) {
+        let slot: i64 = self.seed().query(&["CLUSTER", "KEYSLOT", keys[0]]);
+        let slot = slot.to_string();
+        let (from_id, to_id): (String, String) = (
+            from.query(&["CLUSTER", "MYID"]),
+            to.query(&["CLUSTER", "MYID"]),
+        );
+        let ok = |reply: Value| assert_eq!(reply, Value::Okay);
+        ok(to.cmd(&["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id]));
+        ok(from.cmd(&["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id]));
+        let port = to.port().to_string();
+        let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        migrate.extend(keys);
+        ok(from.cmd(&migrate));
     }
 
     /// The first lock name `PREFIX-N` whose lock key (`rlock:{NAME}`) lives on `node`.
