@@ -400,12 +400,61 @@ pub fn add_minimal_acl_user(server: &Server, password: &str) {
     assert_eq!(server.cmd(&args), Value::Okay, "{line}");
 }
 
-/// The entries of `ACL LOG` (denied commands, keys, channels and failed logins), as text.
-pub fn acl_log(server: &Server) -> Vec<String> {
-    let Value::Array(entries) = server.cmd(&["ACL", "LOG"]) else {
+/// One `ACL LOG` entry: a denied command, key or channel, or a failed login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AclDenial {
+    /// `command`, `key`, `channel` or `auth`.
+    pub reason: String,
+    /// What was denied: the command (`script|load`), key or channel name.
+    pub object: String,
+    /// The user it was denied to.
+    pub username: String,
+}
+
+/// The entries of `ACL LOG` (all of them: without a count it shows 10), newest first.
+pub fn acl_log(server: &Server) -> Vec<AclDenial> {
+    let Value::Array(entries) = server.cmd(&["ACL", "LOG", "1000"]) else {
         panic!("ACL LOG is an array");
     };
-    entries.into_iter().map(|e| format!("{e:?}")).collect()
+    entries
+        .into_iter()
+        .map(|entry| {
+            let Value::Array(fields) = entry else {
+                panic!("an ACL LOG entry is an array");
+            };
+            let text = |v: &Value| String::from_redis_value(v.clone()).unwrap_or_default();
+            let field = |name: &str| {
+                fields
+                    .chunks(2)
+                    .find(|kv| text(&kv[0]) == name)
+                    .map(|kv| text(&kv[1]))
+                    .unwrap_or_default()
+            };
+            AclDenial {
+                reason: field("reason"),
+                object: field("object"),
+                username: field("username"),
+            }
+        })
+        .collect()
+}
+
+/// The rules of [`MINIMAL_ACL`] after the password: `~rlock:*`, `&rlock:*`, `+evalsha`, ...
+pub fn minimal_acl_rules() -> Vec<&'static str> {
+    MINIMAL_ACL
+        .split_whitespace()
+        .skip_while(|token| !token.starts_with('>'))
+        .skip(1)
+        .collect()
+}
+
+/// Creates `user` with [`MINIMAL_ACL`] less `rule`, and `password`.
+pub fn add_acl_user_without(server: &Server, user: &str, rule: &str, password: &str) {
+    let line = MINIMAL_ACL.replace("PASSWORD", password);
+    let mut args: Vec<&str> = line.split_whitespace().filter(|t| *t != rule).collect();
+    assert_eq!(args[2], "rlock", "the line is ACL SETUSER rlock ...");
+    args[2] = user;
+    assert_eq!(server.cmd(&args), Value::Okay, "{args:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
