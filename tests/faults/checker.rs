@@ -1,0 +1,280 @@
+//! The checkers: what must hold after a run, computed from the clients' records, the monitor's
+//! samples and the nemesis's log.
+//!
+//! 1. Lost updates: every acknowledged add must be in the final set. Fenced: 0, always. Unfenced:
+//!    0 without faults; under faults it is the measure of what fencing is for.
+//! 2. Fence order: no two grants of a lock share a fence; a grant whose critical section started
+//!    before another run was even spawned has the lower fence; and the fenced resource's accepted
+//!    writes carry strictly rising fences in the order they happened.
+//! 3. Stop before expiry: when rlock stops its command for a lost lease, the command was dead
+//!    before the lease ended on the servers. The lease ends when fewer than a majority of nodes
+//!    hold its token; per node, the monitor's samples give a lower bound for that (cut short by a
+//!    crash or a forward clock jump on the node), so their majority-th latest is a lower bound for
+//!    the lease's end. The command's death is bounded from above by the first time its client saw
+//!    it gone. The difference is the margin. It is a promise only within rlock's assumptions: the
+//!    rlock process was not paused and its clock was honest (paused or lied-to rlocks cannot act
+//!    in time; the README says so), and no node lost the lock early during the run (Redlock
+//!    tolerates that only when enough other nodes still hold it, which this bound cannot see).
+//!    Within them, the hard check is the one a later holder would feel: the command was dead
+//!    before the next holder's critical section began.
+//! 4. Overlap: the most critical sections of one lock observed alive at once.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::clock::{self, Nanos};
+use crate::monitor::Samples;
+use crate::nemesis::NodeEvent;
+use crate::workload::{Acquisition, ClientClock, Phase, Resource};
+
+/// Lost updates of one resource in one phase.
+#[derive(Debug, Default, Clone)]
+pub struct Lost {
+    pub acked: usize,
+    pub lost: Vec<u64>,
+}
+
+/// One lease lost and its command stopped by rlock.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    pub id: u64,
+    /// Lower bound of the lease's end minus upper bound of the command's death, in ms.
+    pub margin_ms: Option<f64>,
+    /// The next holder's start minus the command's death, in ms (`None`: no next holder).
+    pub before_next_ms: Option<f64>,
+    /// Why rlock's promise did not apply, if it did not.
+    pub outside: Option<&'static str>,
+}
+
+/// Everything the checkers found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub lost: BTreeMap<(Phase, Resource), Lost>,
+    pub fence_violations: Vec<String>,
+    pub overlap: BTreeMap<(Phase, Resource), usize>,
+    pub stale_reads: usize,
+    pub stale_writes: usize,
+    pub stops: Vec<Stop>,
+}
+
+impl Findings {
+    /// Stops within rlock's assumptions where the command outlived the start of the next holder.
+    pub fn late_stops(&self) -> Vec<&Stop> {
+        self.stops
+            .iter()
+            .filter(|s| s.outside.is_none() && s.before_next_ms.is_some_and(|m| m <= 0.0))
+            .collect()
+    }
+}
+
+/// Runs every checker.
+pub fn check(
+    runs: &[Acquisition],
+    final_sets: &HashMap<(Phase, Resource), Vec<u64>>,
+    samples: &Samples,
+    node_events: &[NodeEvent],
+) -> Findings {
+    let mut findings = Findings::default();
+    for (&(phase, resource), set) in final_sets {
+        let in_set: std::collections::HashSet<u64> = set.iter().copied().collect();
+        let acked: Vec<&Acquisition> = runs
+            .iter()
+            .filter(|r| r.phase == phase && r.resource == resource && r.acked())
+            .collect();
+        let lost = acked
+            .iter()
+            .filter(|r| !in_set.contains(&r.element))
+            .map(|r| r.element)
+            .collect();
+        findings.lost.insert(
+            (phase, resource),
+            Lost {
+                acked: acked.len(),
+                lost,
+            },
+        );
+        findings
+            .overlap
+            .insert((phase, resource), max_overlap(runs, phase, resource));
+    }
+    for resource in Resource::ALL {
+        check_fences(runs, resource, &mut findings.fence_violations);
+    }
+    let fenced = runs.iter().filter(|r| r.resource == Resource::Fenced);
+    findings.stale_reads = fenced
+        .clone()
+        .filter(|r| r.read.is_some_and(|s| !s.accepted))
+        .count();
+    findings.stale_writes = fenced
+        .filter(|r| r.write.is_some_and(|s| !s.accepted))
+        .count();
+    findings.stops = runs
+        .iter()
+        .filter(|r| r.lease_lost())
+        .map(|r| stop(r, runs, samples, node_events))
+        .collect();
+    findings
+}
+
+/// Checks fence uniqueness, grant order and accepted-write order for one lock.
+fn check_fences(runs: &[Acquisition], resource: Resource, violations: &mut Vec<String>) {
+    let granted: Vec<&Acquisition> = runs
+        .iter()
+        .filter(|r| r.resource == resource && r.grant.is_some())
+        .collect();
+    let fence = |r: &Acquisition| r.grant.as_ref().expect("granted").fence;
+    let start = |r: &Acquisition| r.grant.as_ref().expect("granted").start;
+
+    let mut by_fence: HashMap<u64, u64> = HashMap::new();
+    for r in &granted {
+        if let Some(other) = by_fence.insert(fence(r), r.id) {
+            violations.push(format!(
+                "{}: runs {other} and {} were both granted fence {}",
+                resource.name(),
+                r.id,
+                fence(r)
+            ));
+        }
+    }
+
+    // Real-time order of grants: if A's critical section started before B was spawned, A's grant
+    // came first, and its fence must be lower.
+    let mut by_start = granted.clone();
+    by_start.sort_by_key(|r| start(r));
+    let mut by_spawn = granted.clone();
+    by_spawn.sort_by_key(|r| r.spawned);
+    let (mut next, mut highest) = (0, None::<&Acquisition>);
+    for b in by_spawn {
+        while next < by_start.len() && start(by_start[next]) < b.spawned {
+            let a = by_start[next];
+            if highest.is_none_or(|h| fence(a) > fence(h)) {
+                highest = Some(a);
+            }
+            next += 1;
+        }
+        if let Some(a) = highest.filter(|a| fence(a) >= fence(b)) {
+            violations.push(format!(
+                "{}: run {} (fence {}) started its command before run {} was spawned, \
+                 yet run {} got fence {}",
+                resource.name(),
+                a.id,
+                fence(a),
+                b.id,
+                b.id,
+                fence(b)
+            ));
+        }
+    }
+
+    // The fenced resource's accepted writes, in the order they happened (under its flock).
+    if resource == Resource::Fenced {
+        for phase in [Phase::Calm, Phase::Faults] {
+            let mut writes: Vec<&Acquisition> = granted
+                .iter()
+                .copied()
+                .filter(|r| r.phase == phase && r.acked())
+                .collect();
+            writes.sort_by_key(|r| r.write.expect("acked").at);
+            for pair in writes.windows(2) {
+                if fence(pair[0]) >= fence(pair[1]) {
+                    violations.push(format!(
+                        "fenced ({phase}): accepted write of run {} (fence {}) came after run {} \
+                         (fence {})",
+                        pair[1].id,
+                        fence(pair[1]),
+                        pair[0].id,
+                        fence(pair[0])
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The most critical sections of one lock in one phase that were alive at the same moment.
+fn max_overlap(runs: &[Acquisition], phase: Phase, resource: Resource) -> usize {
+    let mut edges: Vec<(Nanos, i32)> = Vec::new();
+    for r in runs
+        .iter()
+        .filter(|r| r.phase == phase && r.resource == resource)
+    {
+        if let Some(g) = &r.grant {
+            edges.push((g.start, 1));
+            edges.push((r.alive_until().max(g.start), -1));
+        }
+    }
+    // Ends before starts at the same instant: touching intervals do not overlap.
+    edges.sort_unstable();
+    let (mut alive, mut most) = (0_i32, 0_i32);
+    for (_, delta) in edges {
+        alive += delta;
+        most = most.max(alive);
+    }
+    usize::try_from(most).expect("a count is not negative")
+}
+
+/// Measures one lost-lease stop.
+fn stop(r: &Acquisition, runs: &[Acquisition], samples: &Samples, events: &[NodeEvent]) -> Stop {
+    let grant = r.grant.as_ref().expect("a lost lease was granted");
+    let dead_by = r.dead_by();
+    let early = events.iter().any(|e| {
+        let (at, ends_early) = match *e {
+            NodeEvent::Crash { at, .. } => (at, true),
+            NodeEvent::ClockJump { at, by_ms, .. } => (at, by_ms > 0),
+        };
+        ends_early && (r.spawned..=dead_by).contains(&at)
+    });
+    let outside = if r.paused {
+        Some("rlock was paused")
+    } else if r.clock != ClientClock::Honest {
+        Some("rlock ran under libfaketime")
+    } else if early {
+        Some("a node lost the lock early")
+    } else {
+        None
+    };
+    let next_start = runs
+        .iter()
+        .filter(|o| o.resource == r.resource)
+        .filter_map(|o| o.grant.as_ref())
+        .filter(|g| g.fence > grant.fence)
+        .map(|g| g.start)
+        .min();
+    Stop {
+        id: r.id,
+        margin_ms: lease_end(&grant.token, samples, events)
+            .map(|end| clock::ms_between(end, dead_by)),
+        before_next_ms: next_start.map(|s| clock::ms_between(s, dead_by)),
+        outside,
+    }
+}
+
+/// A lower bound for when fewer than a majority of nodes held `token`, or `None` if the monitor
+/// never saw it on a majority.
+fn lease_end(token: &str, samples: &Samples, events: &[NodeEvent]) -> Option<Nanos> {
+    let majority = samples.len() / 2 + 1;
+    let mut ends: Vec<Nanos> = samples
+        .iter()
+        .enumerate()
+        .filter_map(|(node, seen)| {
+            let sample = seen.get(token)?;
+            let mut end = sample.expiry();
+            for e in events {
+                match *e {
+                    NodeEvent::Crash { node: n, at } if n == node && at > sample.sent => {
+                        end = end.min(at);
+                    }
+                    NodeEvent::ClockJump { node: n, at, by_ms }
+                        if n == node && by_ms > 0 && at > sample.sent =>
+                    {
+                        let jumped = end.saturating_sub(by_ms.unsigned_abs() * 1_000_000);
+                        end = end.min(jumped.max(at));
+                    }
+                    _ => {}
+                }
+            }
+            Some(end)
+        })
+        .collect();
+    ends.sort_unstable_by(|a, b| b.cmp(a));
+    ends.get(majority - 1).copied()
+}

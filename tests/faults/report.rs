@@ -1,0 +1,187 @@
+//! The one table a run prints: what was injected, what the clients did, what the checkers found.
+//! Markdown, so that a long run's table can be pasted into the docs as it is.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::checker::Findings;
+use crate::nemesis::{Fault, FaultLog};
+use crate::workload::{Acquisition, Phase, Resource};
+
+/// What the table is made of.
+pub struct Report<'a> {
+    pub command: &'a str,
+    pub nodes: usize,
+    pub clients: usize,
+    pub ttl: Duration,
+    pub calm: Duration,
+    pub elapsed: Duration,
+    pub faults: &'a FaultLog,
+    pub runs: &'a [Acquisition],
+    pub findings: &'a Findings,
+    /// Lock keys found after the TTLs had passed, and stray processes.
+    pub left_behind: (usize, usize),
+}
+
+impl Report<'_> {
+    /// The table, one row per measure.
+    pub fn table(&self) -> String {
+        let mut rows = self.setup_rows();
+        rows.extend(self.fault_rows());
+        rows.extend(self.outcome_rows());
+        rows.push(self.stop_row());
+        rows.push((
+            "left behind".to_owned(),
+            format!(
+                "{} lock keys after the TTLs, {} processes",
+                self.left_behind.0, self.left_behind.1
+            ),
+        ));
+        let mut out = String::from("| | |\n|---|---|\n");
+        for (k, v) in rows {
+            let _ = writeln!(out, "| {k} | {v} |");
+        }
+        out
+    }
+
+    fn setup_rows(&self) -> Vec<(String, String)> {
+        vec![
+            ("command".to_owned(), format!("`{}`", self.command)),
+            (
+                "setup".to_owned(),
+                format!(
+                    "{} redis-server nodes, {} clients per lock (fenced and unfenced), --ttl {}",
+                    self.nodes,
+                    self.clients,
+                    humantime::format_duration(self.ttl)
+                ),
+            ),
+            (
+                "duration".to_owned(),
+                format!(
+                    "{} (no-fault phase {})",
+                    seconds(self.elapsed),
+                    seconds(self.calm)
+                ),
+            ),
+        ]
+    }
+
+    fn fault_rows(&self) -> Vec<(String, String)> {
+        let mut by_kind: BTreeMap<Fault, usize> = BTreeMap::new();
+        for (fault, _, _) in &self.faults.injected {
+            *by_kind.entry(*fault).or_default() += 1;
+        }
+        let kinds: Vec<String> = by_kind
+            .iter()
+            .map(|(k, n)| format!("{} {n}", k.name()))
+            .collect();
+        let mut rows = vec![(
+            "faults injected".to_owned(),
+            format!("{}: {}", self.faults.injected.len(), kinds.join(", ")),
+        )];
+        if !self.faults.skipped.is_empty() {
+            let mut skipped: BTreeMap<(Fault, &str), usize> = BTreeMap::new();
+            for (fault, why) in &self.faults.skipped {
+                *skipped.entry((*fault, why.as_str())).or_default() += 1;
+            }
+            let text: Vec<String> = skipped
+                .iter()
+                .map(|((k, why), n)| format!("{} {n} ({why})", k.name()))
+                .collect();
+            rows.push(("faults skipped".to_owned(), text.join(", ")));
+        }
+        rows
+    }
+
+    fn outcome_rows(&self) -> Vec<(String, String)> {
+        let f = self.findings;
+        let count = |p: &dyn Fn(&Acquisition) -> bool| self.runs.iter().filter(|r| p(r)).count();
+        let mut rows = vec![
+            (
+                "rlock runs".to_owned(),
+                format!(
+                    "{}: granted {}, busy (75) {}, unreachable (69) {}, lease lost (124) {}, \
+                     killed by the harness {}",
+                    self.runs.len(),
+                    count(&|r| r.grant.is_some()),
+                    count(&|r| r.code == Some(75)),
+                    count(&|r| r.code == Some(69)),
+                    count(&|r| r.lease_lost()),
+                    count(&|r| r.harness_killed),
+                ),
+            ),
+            (
+                "stale accesses rejected (fenced)".to_owned(),
+                format!("{} reads, {} writes", f.stale_reads, f.stale_writes),
+            ),
+        ];
+        for resource in Resource::ALL {
+            let text: Vec<String> = [Phase::Calm, Phase::Faults]
+                .iter()
+                .filter_map(|&phase| {
+                    let lost = f.lost.get(&(phase, resource))?;
+                    Some(format!(
+                        "{phase}: {} of {} acked",
+                        lost.lost.len(),
+                        lost.acked
+                    ))
+                })
+                .collect();
+            rows.push((
+                format!("lost updates, {}", resource.name()),
+                text.join("; "),
+            ));
+        }
+        rows.push((
+            "fence order violations".to_owned(),
+            f.fence_violations.len().to_string(),
+        ));
+        let overlap: Vec<String> = f
+            .overlap
+            .iter()
+            .map(|((phase, resource), n)| format!("{} {phase} {n}", resource.name()))
+            .collect();
+        rows.push(("max observed overlap".to_owned(), overlap.join(", ")));
+        rows
+    }
+
+    fn stop_row(&self) -> (String, String) {
+        let stops = &self.findings.stops;
+        let within: Vec<_> = stops.iter().filter(|s| s.outside.is_none()).collect();
+        let margin = minimum(within.iter().filter_map(|s| s.margin_ms));
+        let next = minimum(within.iter().filter_map(|s| s.before_next_ms));
+        let outside: Vec<_> = stops.iter().filter(|s| s.outside.is_some()).collect();
+        let outside_late = outside
+            .iter()
+            .filter(|s| s.before_next_ms.is_some_and(|m| m <= 0.0))
+            .count();
+        (
+            "stop before expiry".to_owned(),
+            format!(
+                "{} lost leases within rlock's assumptions: min margin to the lease's end {}, \
+                 to the next holder's start {}; {} outside them (rlock paused or under \
+                 libfaketime, or a node lost the lock early), {} of which outlived the next \
+                 holder's start",
+                within.len(),
+                ms(margin),
+                ms(next),
+                outside.len(),
+                outside_late
+            ),
+        )
+    }
+}
+
+fn minimum(values: impl Iterator<Item = f64>) -> Option<f64> {
+    values.reduce(f64::min)
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.0} s", d.as_secs_f64())
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0} ms"))
+}

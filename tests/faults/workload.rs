@@ -1,0 +1,551 @@
+//! The clients: K loops per resource, each running `rlock` over the proxies around the critical
+//! section in `resource.py`, again and again, and recording what happened.
+//!
+//! Every run is a real `rlock` process in a process group of its own (so that the nemesis can
+//! stop it alone, or together with its command's group), with a seeded random sleep inside the
+//! critical section: mostly short, sometimes up to twice the TTL, so that leases must be extended
+//! and are lost when the faults prevent that. While a run lasts, its client loop watches the
+//! command's pid (written first thing by the critical section) to bound when it died: the
+//! stop-before-expiry checker compares that with the lease's end on the servers.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+
+use crate::clock::{self, Nanos};
+use crate::rng::Rng;
+use crate::support::process_gone;
+
+/// How often a client loop looks at its rlock and its command.
+const POLL: Duration = Duration::from_millis(5);
+
+/// The two resources, each behind its own lock key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    /// Checks `RLOCK_FENCE` on every read and write.
+    Fenced,
+    /// Trusts the lease alone.
+    Unfenced,
+}
+
+impl Resource {
+    pub const ALL: [Resource; 2] = [Resource::Fenced, Resource::Unfenced];
+
+    /// The name: the lock key, `resource.py`'s mode and the resource directory.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Fenced => "fenced",
+            Resource::Unfenced => "unfenced",
+        }
+    }
+
+    /// The Redis key of the lock.
+    pub fn redis_key(self) -> String {
+        format!("rlock:{{{}}}", self.name())
+    }
+}
+
+/// The run's phases: the first without faults, to show that the workload itself is sound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    Calm,
+    Faults,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Calm => "no-fault",
+            Phase::Faults => "faults",
+        })
+    }
+}
+
+/// The clock an rlock process runs with (libfaketime, set by the nemesis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientClock {
+    Honest,
+    /// `FAKETIME="+0 x0.5"`.
+    Slow,
+    /// `FAKETIME="+0 x2"`.
+    Fast,
+}
+
+/// How the clients run rlock.
+pub struct Settings {
+    /// The rlock binary under test.
+    pub rlock: PathBuf,
+    /// The proxies' URLs, one per node.
+    pub urls: Vec<String>,
+    pub ttl: Duration,
+    /// `--wait`: long enough that contention alone rarely makes a client give up.
+    pub wait: Duration,
+    /// libfaketime, if installed.
+    pub faketime: Option<PathBuf>,
+    /// Where records and resources live.
+    pub dir: PathBuf,
+}
+
+/// One step of a critical section on the resource.
+#[derive(Clone, Copy, Debug)]
+pub struct Step {
+    pub at: Nanos,
+    /// False: refused as stale (fenced resource only).
+    pub accepted: bool,
+}
+
+/// What a critical section reported about its grant.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub fence: u64,
+    pub token: String,
+    pub pid: i32,
+    /// When the critical section started.
+    pub start: Nanos,
+}
+
+/// One rlock run, as the checkers see it.
+#[derive(Clone, Debug)]
+pub struct Acquisition {
+    pub id: u64,
+    pub resource: Resource,
+    pub phase: Phase,
+    /// The element this run adds to the set (its id).
+    pub element: u64,
+    pub spawned: Nanos,
+    /// When the client loop saw rlock exit.
+    pub exited: Nanos,
+    /// rlock's exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// The client loop killed it for running far too long.
+    pub harness_killed: bool,
+    pub stderr: String,
+    /// `None`: the command never started (busy, unreachable).
+    pub grant: Option<Grant>,
+    pub read: Option<Step>,
+    pub write: Option<Step>,
+    /// The critical section's last recorded step.
+    pub last_step: Option<Nanos>,
+    /// The last time the command was seen alive, and the first time it was seen gone.
+    pub last_alive: Nanos,
+    pub death: Option<Nanos>,
+    pub clock: ClientClock,
+    /// The nemesis stopped this rlock (alone or with its command) during the run.
+    pub paused: bool,
+}
+
+impl Acquisition {
+    /// rlock exited 124 saying that the lease was lost.
+    pub fn lease_lost(&self) -> bool {
+        self.code == Some(124) && self.stderr.contains("rlock: lost lock")
+    }
+
+    /// The add was written: acknowledged to the client.
+    pub fn acked(&self) -> bool {
+        self.write.is_some_and(|w| w.accepted)
+    }
+
+    /// The latest moment the command is known to have been alive.
+    pub fn alive_until(&self) -> Nanos {
+        self.last_alive.max(self.last_step.unwrap_or(0))
+    }
+
+    /// An upper bound on when the command died: first seen gone, or rlock's exit (rlock exits
+    /// only after its command's whole group is gone).
+    pub fn dead_by(&self) -> Nanos {
+        self.death.map_or(self.exited, |d| d.min(self.exited))
+    }
+}
+
+/// A running rlock, as the nemesis sees it.
+pub struct Active {
+    pub rlock_pid: i32,
+    /// The command's pid (= its process group), once it has started.
+    pub child: Option<i32>,
+    pub paused: bool,
+}
+
+/// What the client loops and the nemesis share.
+#[derive(Default)]
+pub struct Clients {
+    /// Running rlocks by acquisition id. A client loop reaps its rlock only while holding this
+    /// lock, so the nemesis never signals a reaped (and possibly reused) pid.
+    pub active: Mutex<HashMap<u64, Active>>,
+    /// The clock new rlock processes get.
+    pub clock: Mutex<Option<ClientClock>>,
+    next_id: AtomicU64,
+    /// The phase is over: finish the current run and stop.
+    stop: AtomicBool,
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Clients {
+    /// Runs `per_resource` client loops on each resource for `duration`, then lets every loop
+    /// finish its current run, and returns all runs.
+    pub fn run_phase(
+        self: &Arc<Self>,
+        settings: &Arc<Settings>,
+        phase: Phase,
+        per_resource: usize,
+        duration: Duration,
+        rng: &mut Rng,
+    ) -> Vec<Acquisition> {
+        for resource in Resource::ALL {
+            fs::create_dir_all(resource_dir(settings, phase, resource))
+                .expect("create a resource directory");
+        }
+        fs::create_dir_all(settings.dir.join("records")).expect("create the records directory");
+        self.stop.store(false, Ordering::SeqCst);
+        let mut loops = Vec::new();
+        for resource in Resource::ALL {
+            for _ in 0..per_resource {
+                let (clients, settings) = (Arc::clone(self), Arc::clone(settings));
+                let rng = Rng::new(rng.next_u64(), 0);
+                loops.push(
+                    thread::Builder::new()
+                        .name(format!("client-{}", resource.name()))
+                        .spawn(move || clients.client_loop(&settings, phase, resource, rng))
+                        .expect("spawn a client loop"),
+                );
+            }
+        }
+        let stopper = StopOnDrop(self);
+        let deadline = clock::now() + clock::nanos(duration);
+        while clock::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        drop(stopper);
+        loops
+            .into_iter()
+            .flat_map(|l| l.join().expect("a client loop panicked"))
+            .collect()
+    }
+
+    /// One client: rlock runs back to back until the phase ends.
+    fn client_loop(
+        &self,
+        settings: &Settings,
+        phase: Phase,
+        resource: Resource,
+        mut rng: Rng,
+    ) -> Vec<Acquisition> {
+        let mut done = Vec::new();
+        while !self.stop.load(Ordering::SeqCst) {
+            let sleep = critical_sleep(&mut rng, settings.ttl);
+            done.push(self.run_once(settings, phase, resource, sleep));
+        }
+        done
+    }
+
+    /// Runs rlock once around the critical section and records the outcome.
+    fn run_once(
+        &self,
+        settings: &Settings,
+        phase: Phase,
+        resource: Resource,
+        sleep: Duration,
+    ) -> Acquisition {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let record = settings.dir.join(format!("records/{id}"));
+        let err = settings.dir.join(format!("records/{id}.err"));
+        let clock = match (&settings.faketime, *lock(&self.clock)) {
+            (Some(_), Some(clock)) => clock,
+            _ => ClientClock::Honest,
+        };
+        let mut cmd = rlock_command(settings, resource, clock);
+        cmd.arg(python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/resource.py"))
+            .arg(resource_dir(settings, phase, resource))
+            .arg(resource.name())
+            .arg(id.to_string())
+            .arg(sleep.as_millis().to_string())
+            .arg(&record)
+            .stderr(fs::File::create(&err).expect("create a stderr file"));
+        let spawned = clock::now();
+        let child = cmd.spawn().expect("spawn rlock");
+        let mut run = Run {
+            child,
+            id,
+            clients: self,
+        };
+        lock(&self.active).insert(
+            id,
+            Active {
+                rlock_pid: run.pid(),
+                child: None,
+                paused: false,
+            },
+        );
+        // Long enough for the wait, a critical section twice the TTL and the stop grace, with room
+        // for a loaded machine; reached only if rlock hangs.
+        let cap =
+            spawned + clock::nanos(settings.wait + settings.ttl * 4 + Duration::from_secs(20));
+        let watched = self.watch(&mut run, &record, cap);
+        let exited = clock::now();
+        drop(run);
+
+        let (grant, read, write, last_step) = read_record(&record);
+        let mut death = watched.death;
+        if death.is_none() && grant.as_ref().is_some_and(|g| process_gone(g.pid)) {
+            death = Some(exited);
+        }
+        let stderr = fs::read_to_string(&err).unwrap_or_default();
+        let _ = fs::remove_file(&err);
+        let _ = fs::remove_file(&record);
+        Acquisition {
+            id,
+            resource,
+            phase,
+            element: id,
+            spawned,
+            exited,
+            code: watched.status.code(),
+            harness_killed: watched.harness_killed,
+            stderr,
+            grant,
+            read,
+            write,
+            last_step,
+            last_alive: watched.last_alive,
+            death,
+            clock,
+            paused: watched.paused,
+        }
+    }
+
+    /// Polls `run` until rlock exits, watching its command's pid to bound when it died, ending a
+    /// wait that outlasts the phase, and killing a run that passes `cap`.
+    fn watch(&self, run: &mut Run<'_>, record: &Path, cap: Nanos) -> Watched {
+        let mut command_pid = None::<i32>;
+        let (mut last_alive, mut death) = (clock::now(), None);
+        let (mut terminated, mut harness_killed) = (false, false);
+        loop {
+            if let Some((status, active)) = run.try_reap() {
+                return Watched {
+                    status,
+                    last_alive,
+                    death,
+                    harness_killed,
+                    paused: active.paused,
+                };
+            }
+            let now = clock::now();
+            if command_pid.is_none() {
+                command_pid = read_record(record).0.map(|g| g.pid);
+                if let (Some(pid), Some(active)) =
+                    (command_pid, lock(&self.active).get_mut(&run.id))
+                {
+                    active.child = Some(pid);
+                }
+            }
+            match command_pid {
+                Some(pid) if death.is_none() => {
+                    if process_gone(pid) {
+                        death = Some(now);
+                    } else {
+                        last_alive = now;
+                    }
+                }
+                // The phase is over and this run is still waiting: end the wait (exit 143).
+                None if !terminated && self.stop.load(Ordering::SeqCst) => {
+                    let _ = signal::kill(Pid::from_raw(run.pid()), Signal::SIGTERM);
+                    terminated = true;
+                }
+                _ => {}
+            }
+            if now > cap && !harness_killed {
+                run.kill(command_pid);
+                harness_killed = true;
+            }
+            thread::sleep(POLL);
+        }
+    }
+}
+
+/// What watching one rlock run found.
+struct Watched {
+    status: ExitStatus,
+    last_alive: Nanos,
+    death: Option<Nanos>,
+    harness_killed: bool,
+    paused: bool,
+}
+
+/// `rlock -r URL... -k KEY --ttl T --wait W --`, in its own process group, with no inherited
+/// `RLOCK_*` variables, under libfaketime if `clock` says so; the caller appends the command.
+fn rlock_command(settings: &Settings, resource: Resource, clock: ClientClock) -> Command {
+    let mut cmd = Command::new(&settings.rlock);
+    for (key, _) in std::env::vars_os() {
+        if key.as_encoded_bytes().starts_with(b"RLOCK_") {
+            cmd.env_remove(key);
+        }
+    }
+    for url in &settings.urls {
+        cmd.arg("-r").arg(url);
+    }
+    cmd.args(["-k", resource.name()])
+        .arg("--ttl")
+        .arg(humantime::format_duration(settings.ttl).to_string())
+        .arg("--wait")
+        .arg(humantime::format_duration(settings.wait).to_string())
+        .arg("--")
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    if let (Some(faketime), ClientClock::Slow | ClientClock::Fast) = (&settings.faketime, clock) {
+        let rate = if clock == ClientClock::Slow {
+            "x0.5"
+        } else {
+            "x2"
+        };
+        cmd.env("LD_PRELOAD", faketime)
+            .env("FAKETIME", format!("+0 {rate}"));
+        // The critical section keeps honest time: only rlock's clock is under test.
+        cmd.args(["env", "-u", "LD_PRELOAD", "-u", "FAKETIME"]);
+    }
+    cmd
+}
+
+/// Sets the stop flag when dropped, so that a panicking phase still ends its client loops.
+struct StopOnDrop<'a>(&'a Clients);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One rlock process; on drop (a panic) it and its command's group are resumed and killed.
+struct Run<'a> {
+    child: Child,
+    id: u64,
+    clients: &'a Clients,
+}
+
+impl Run<'_> {
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("a pid fits in i32")
+    }
+
+    /// Reaps rlock if it has exited, and unregisters it (under the registry lock, see
+    /// [`Clients::active`]).
+    fn try_reap(&mut self) -> Option<(ExitStatus, Active)> {
+        let mut active = lock(&self.clients.active);
+        let status = self.child.try_wait().expect("try_wait on rlock")?;
+        let entry = active
+            .remove(&self.id)
+            .expect("a running rlock is registered");
+        Some((status, entry))
+    }
+
+    /// Resumes and kills rlock and, if known, its command's group.
+    fn kill(&mut self, group: Option<i32>) {
+        let _active = lock(&self.clients.active);
+        if let Ok(None) = self.child.try_wait() {
+            let pid = Pid::from_raw(self.pid());
+            let _ = signal::kill(pid, Signal::SIGCONT);
+            let _ = signal::kill(pid, Signal::SIGKILL);
+        }
+        if let Some(group) = group {
+            let _ = signal::killpg(Pid::from_raw(group), Signal::SIGCONT);
+            let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for Run<'_> {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let group = lock(&self.clients.active)
+                .get(&self.id)
+                .and_then(|a| a.child);
+            self.kill(group);
+            let _ = self.child.wait();
+            lock(&self.clients.active).remove(&self.id);
+        }
+    }
+}
+
+/// The directory of `resource` in `phase`: each phase starts from an empty set.
+pub fn resource_dir(settings: &Settings, phase: Phase, resource: Resource) -> PathBuf {
+    settings.dir.join(format!("{phase}-{}", resource.name()))
+}
+
+/// The elements in a resource's final set.
+pub fn final_set(dir: &Path) -> Vec<u64> {
+    fs::read_to_string(dir.join("set"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.parse().expect("the set holds integers"))
+        .collect()
+}
+
+/// The critical section's sleep: mostly short, at times long, now and then up to twice the TTL.
+fn critical_sleep(rng: &mut Rng, ttl: Duration) -> Duration {
+    let ttl_ms = u64::try_from(ttl.as_millis()).expect("a TTL in ms fits in u64");
+    match rng.below(100) {
+        0..60 => rng.millis(0, 100),
+        60..85 => rng.millis(100, 800),
+        _ => rng.millis(800, 2 * ttl_ms),
+    }
+}
+
+/// The Python interpreter: Debian's own when present (a version manager's shim starts slowly).
+fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Parses a record written by `resource.py` (see its docstring); tolerates a torn last line.
+fn read_record(path: &Path) -> (Option<Grant>, Option<Step>, Option<Step>, Option<Nanos>) {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let (mut grant, mut read, mut write, mut last) = (None, None, None, None);
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+        match fields[0] {
+            "start" if fields.len() == 5 => {
+                if let (Some(pid), Some(fence), Some(start)) = (num(1), num(2), num(4)) {
+                    grant = Some(Grant {
+                        fence,
+                        token: fields[3].to_owned(),
+                        pid: i32::try_from(pid).expect("a pid fits in i32"),
+                        start,
+                    });
+                    last = Some(start);
+                }
+            }
+            kind @ ("read" | "stale-read" | "write" | "stale-write" | "end") => {
+                let Some(at) = num(1) else { continue };
+                let step = Some(Step {
+                    at,
+                    accepted: !kind.starts_with("stale"),
+                });
+                match kind {
+                    "read" | "stale-read" => read = step,
+                    "write" | "stale-write" => write = step,
+                    _ => {}
+                }
+                last = Some(at);
+            }
+            _ => {}
+        }
+    }
+    (grant, read, write, last)
+}
