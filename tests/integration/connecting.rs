@@ -1,6 +1,6 @@
 //! Connecting to real deployments (issue 9): TLS with a private CA and mutual TLS, ACL users and
 //! passwords, database numbers, URLs kept out of `ps` through `RLOCK_REDIS` and `--redis-file`,
-//! Unix sockets, Sentinel (following a failover) and Cluster (following `MOVED`).
+//! Unix sockets, Sentinel (following a failover) and Cluster (following `MOVED` and `ASK`).
 //!
 //! Each test reads like the README's Connecting section: the URL an operator would write, the
 //! outcome they would see. The servers come from `servers.rs`; the lock is always checked on the

@@ -20,6 +20,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs::{self, File};
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -58,9 +59,10 @@ pub const MINIMAL_ACL: &str = "ACL SETUSER rlock reset on >PASSWORD ~rlock:* &rl
      +evalsha +script|load +get +set +del +exists +incr +pexpire +pttl +time +hset +hgetall \
      +publish +subscribe +unsubscribe +punsubscribe +info";
 
-/// Prints why a test is skipped, for the test log.
+/// Prints why a test is skipped on the real stderr (the harness captures `eprintln!` and shows
+/// it only for failures, but a skip must be seen in a passing run too).
 pub fn skip(why: &str) {
-    eprintln!("skipped: {why}");
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// Why the TLS tests cannot run here, or `None` if they can.
