@@ -97,7 +97,8 @@ pub struct Child {
     interactive: bool,
 }
 
-/// Starts `program` with `args` and extra `env` in a new process group. A parent-death signal
+/// Starts `program` with `args`, extra `env` and without the variables in `unset`, in a new
+/// process group. A parent-death signal
 /// (`stop_signal`) makes it stop should rlock be killed outright. Exit 127 if the program is not
 /// found, 126 if it cannot be executed.
 #[allow(unsafe_code)] // the `pre_exec` hook below; nothing else in rlock is unsafe
@@ -105,6 +106,7 @@ pub fn spawn(
     program: &OsString,
     args: &[OsString],
     env: &[(&str, String)],
+    unset: &[&str],
     stop_signal: Signal,
 ) -> Result<Child> {
     prctl::set_child_subreaper(true)
@@ -116,6 +118,9 @@ pub fn spawn(
         .args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .process_group(0);
+    for name in unset {
+        command.env_remove(name);
+    }
     // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
     // system calls (setpgid, prctl, getppid, getpid, sigprocmask, tcsetpgrp); it allocates nothing.
     unsafe {

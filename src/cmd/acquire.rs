@@ -53,9 +53,14 @@ fn render(format: AcquireFormat, s: &config::LockSettings, lock: &Lock, grant: &
             "granted": grant.granted,
         })
         .to_string(),
-        AcquireFormat::Shell => super::lease_env(s, lock, grant)
+        AcquireFormat::Shell => super::LEASE_ENV_UNSET
             .iter()
-            .map(|(name, value)| format!("export {name}={}", shell_quote(value)))
+            .map(|name| format!("unset {name}"))
+            .chain(
+                super::lease_env(s, lock, grant)
+                    .iter()
+                    .map(|(name, value)| format!("export {name}={}", shell_quote(value))),
+            )
             .collect::<Vec<_>>()
             .join("\n"),
     }

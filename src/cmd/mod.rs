@@ -236,6 +236,10 @@ pub(crate) fn lease_env(
     env
 }
 
+/// What a lease holder's environment must not inherit: `RLOCK_REDIS_FILE` would conflict with
+/// the `RLOCK_REDIS` that [`lease_env`] sets, and `rlock` commands inside would refuse both.
+pub(crate) const LEASE_ENV_UNSET: [&str; 1] = ["RLOCK_REDIS_FILE"];
+
 /// Says that lock `key` is busy (unless `-q`, or `-E 0` asked for a silent skip); returns `code`.
 pub(crate) fn busy(key: &str, expires_in: Option<Duration>, code: u8) -> u8 {
     if code != 0 && log::enabled(Level::Normal) {

@@ -68,6 +68,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         &settings.program,
         &settings.args,
         &env,
+        &super::LEASE_ENV_UNSET,
         settings.stop.signal,
     ) {
         Ok(child) => child,

@@ -41,6 +41,8 @@ pub enum NodeError {
     Refused,
     /// The server rejected the credentials.
     Auth,
+    /// The ACL user may not run a command, or touch a key or channel, that rlock needs.
+    Denied(String),
     /// The server answered with an error.
     Server(String),
     /// The connection failed otherwise.
@@ -57,6 +59,10 @@ impl fmt::Display for NodeError {
             NodeError::Auth => {
                 f.write_str("authentication failed (check the user name and password)")
             }
+            NodeError::Denied(e) => write!(
+                f,
+                "permission denied ({e}); the ACL user needs the rules in README.md, 'Connecting'"
+            ),
             NodeError::Server(e) => write!(f, "answered with an error: {e}"),
             NodeError::Io(e) => f.write_str(e),
         }
@@ -139,13 +145,7 @@ impl Node {
                     ))
                 })?;
             if ask {
-                // The slot is being migrated: ask the target this once, after ASKING.
-                let mut conn = target.connect(deadline).map_err(|e| self.failure(&e))?;
-                return timed(&mut conn, deadline, |conn| {
-                    redis::cmd("ASKING").query::<()>(conn)?;
-                    op(conn)
-                })
-                .map_err(|e| self.failure(&e));
+                return self.ask(&target, deadline, &op);
             }
             // The slot lives there now: go there for this request and the next ones.
             self.route = Some(target);
@@ -154,6 +154,29 @@ impl Node {
         Err(NodeError::Server(format!(
             "the cluster redirected rlock more than {MAX_REDIRECTS} times: is it resharding?"
         )))
+    }
+
+    /// Runs `op` once on `target`, a node importing the lock's slot, after `ASKING`. `ASKING`
+    /// covers one command, and a target that lacks the script answers `EVALSHA` with `NOSCRIPT`,
+    /// loads it, and then sends us back: the second try finds the script loaded.
+    fn ask<T>(
+        &self,
+        target: &Endpoint,
+        deadline: Stamp,
+        op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, NodeError> {
+        let mut conn = target.connect(deadline).map_err(|e| self.failure(&e))?;
+        let mut ask = || {
+            timed(&mut conn, deadline, |conn| {
+                redis::cmd("ASKING").query::<()>(conn)?;
+                op(conn)
+            })
+        };
+        match ask() {
+            Err(e) if e.redirect_node().is_some() => ask(),
+            result => result,
+        }
+        .map_err(|e| self.failure(&e))
     }
 
     /// One try of [`request`](Self::request), on the node a redirection last pointed to.
@@ -170,7 +193,16 @@ impl Node {
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let result = timed(conn, deadline, op);
+        let mut result = timed(conn, deadline, op);
+        while result.as_ref().is_err_and(|e| e.code() == Some("TRYAGAIN")) {
+            // A multi-key script in a slot that is being migrated, some keys already moved:
+            // Redis asks to try again shortly.
+            if deadline.remaining() <= TRY_AGAIN {
+                break;
+            }
+            std::thread::sleep(TRY_AGAIN);
+            result = timed(conn, deadline, op);
+        }
         if let Err(e) = &result
             && let Some((to, _slot)) = e.redirect_node()
         {
@@ -214,6 +246,8 @@ impl Node {
 
 /// How many cluster redirections one request follows.
 const MAX_REDIRECTS: u32 = 5;
+/// The pause before retrying a request a cluster answered with `TRYAGAIN`.
+const TRY_AGAIN: Duration = Duration::from_millis(10);
 
 /// The outcome of one try of a request.
 enum Try<T> {
@@ -251,12 +285,14 @@ fn classify(e: &RedisError, timeout: Duration, secret: Option<&str>) -> NodeErro
         NodeError::TimedOut(timeout)
     } else if e.is_connection_refusal() {
         NodeError::Refused
-    } else if matches!(
-        e.kind(),
-        ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm)
-    ) || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+    } else if e.kind() == ErrorKind::AuthenticationFailed
+        || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
     {
         NodeError::Auth
+    } else if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm)
+        || e.to_string().contains("NOPERM")
+    {
+        NodeError::Denied(scrub(e.to_string()))
     } else if matches!(e.kind(), ErrorKind::Server(_)) {
         NodeError::Server(scrub(e.to_string()))
     } else {
@@ -290,21 +326,27 @@ pub fn on_all<T: Send>(
 }
 
 /// `url` with any password masked, for messages: `redis://user:***@host:6379/0`.
+///
+/// It must hold for URLs that do not parse too, since they are quoted in the error that says so:
+/// a password may hold `/`, `?` or `#` unescaped, so the credentials run to the *last* `@`.
 pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_owned();
     };
     let (scheme, rest) = url.split_at(scheme_end + 3);
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => format!("***@{host}"),
-        },
-        None => authority.to_owned(),
+    // A Unix socket URL has no authority: its path starts at once, credentials in the query.
+    let (authority, tail) = match rest.rfind('@') {
+        Some(at) if !rest.starts_with('/') => {
+            let (userinfo, host_and_tail) = rest.split_at(at);
+            let masked = match userinfo.split_once(':') {
+                Some((user, _password)) => format!("{user}:***"),
+                None => "***".to_owned(),
+            };
+            (masked, host_and_tail)
+        }
+        _ => (String::new(), rest),
     };
-    // redis+unix URLs carry the password in the query (`?pass=…`).
+    // redis+unix URLs carry the password in the query (`?pass=...`).
     let tail = match tail.split_once('?') {
         Some((path, query)) => {
             let query: Vec<String> = query
@@ -342,6 +384,11 @@ mod tests {
             "redis+unix:///run/r.sock?db=1&pass=***"
         );
         assert_eq!(redact("not a url"), "not a url");
+        assert_eq!(redact("redis://u:Pa55/w0?r#d@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(
+            redact("redis+sentinel://:pw@a:1,b:2/svc"),
+            "redis+sentinel://:***@a:1,b:2/svc"
+        );
     }
 
     #[test]
