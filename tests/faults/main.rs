@@ -233,6 +233,14 @@ fn assert_safe(
         seed,
         calm_unfenced.lost
     );
+    for resource in Resource::ALL {
+        let overlap = findings.overlap[&(Phase::Calm, resource)];
+        assert!(
+            overlap <= 1,
+            "{overlap} {} critical sections ran at once without faults (seed {seed})",
+            resource.name()
+        );
+    }
     assert!(
         findings.late_stops().is_empty(),
         "a command stopped for a lost lease outlived the next holder's start, within rlock's \

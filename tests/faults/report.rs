@@ -152,6 +152,10 @@ impl Report<'_> {
         let within: Vec<_> = stops.iter().filter(|s| s.outside.is_none()).collect();
         let margin = minimum(within.iter().filter_map(|s| s.margin_ms));
         let next = minimum(within.iter().filter_map(|s| s.before_next_ms));
+        let unproven = within
+            .iter()
+            .filter(|s| s.margin_ms.is_none_or(|m| m <= 0.0))
+            .count();
         let outside: Vec<_> = stops.iter().filter(|s| s.outside.is_some()).collect();
         let outside_late = outside
             .iter()
@@ -160,12 +164,13 @@ impl Report<'_> {
         (
             "stop before expiry".to_owned(),
             format!(
-                "{} lost leases within rlock's assumptions: min margin to the lease's end {}, \
-                 to the next holder's start {}; {} outside them (rlock paused or under \
-                 libfaketime, or a node lost the lock early), {} of which outlived the next \
-                 holder's start",
+                "{} lost leases within rlock's assumptions: min margin to the lease's end {} \
+                 ({} not proven by the samples), to the next holder's start {}; {} outside them \
+                 (rlock paused or under libfaketime, or a node lost the lock early), {} of which \
+                 outlived the next holder's start",
                 within.len(),
                 ms(margin),
+                unproven,
                 ms(next),
                 outside.len(),
                 outside_late
