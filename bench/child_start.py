@@ -6,10 +6,12 @@ user waits for before their command runs is less. To see it, the wrapped command
 `date +%s%N`: it prints CLOCK_REALTIME in nanoseconds as soon as it starts, and this script
 subtracts the same clock read just before it launched the wrapper. Both ends are the same
 system-wide clock, so no handshake is needed; the figure includes starting the wrapper process
-and `date` itself (flock's row shows that floor).
+and `date` itself (flock's row shows that floor). The same runs also give the whole process's
+time, from launch until the wrapper has exited and been reaped.
 
 Usage: child_start.py --runs N [--warmup W] -- WRAPPER ... -- date +%s%N
-Prints one JSON object: {"median_ms": ..., "runs": ..., "times_ms": [...]}.
+Prints one JSON object: {"median_ms": ..., "runs": ..., "times_ms": [...],
+"exit_median_ms": ..., "exit_times_ms": [...]}.
 """
 
 import argparse
@@ -24,13 +26,15 @@ RUN_TIMEOUT_S = 30
 
 
 def once(command):
-    """Launches `command` once; returns the ms from launch to the child's clock read."""
+    """Launches `command` once; returns the ms from launch to the child's clock read, and to the
+    wrapper's exit."""
     start = time.time_ns()
     done = subprocess.run(command, stdout=subprocess.PIPE, timeout=RUN_TIMEOUT_S, check=False)
+    end = time.time_ns()
     if done.returncode != 0:
         sys.exit(f"child_start: {command[0]} exited {done.returncode}")
     child = int(done.stdout.split()[-1])
-    return (child - start) / 1e6
+    return (child - start) / 1e6, (end - start) / 1e6
 
 
 def main():
@@ -43,11 +47,15 @@ def main():
     if not command or command[-2:] != ["date", "+%s%N"]:
         sys.exit("child_start: the command must end with: date +%s%N")
 
-    times = [once(command) for _ in range(args.warmup + args.runs)][args.warmup:]
+    runs = [once(command) for _ in range(args.warmup + args.runs)][args.warmup:]
+    times = [started for started, _ in runs]
+    exits = [exited for _, exited in runs]
     print(json.dumps({
         "median_ms": statistics.median(times),
         "runs": len(times),
         "times_ms": times,
+        "exit_median_ms": statistics.median(exits),
+        "exit_times_ms": exits,
     }))
 
 

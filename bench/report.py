@@ -3,9 +3,12 @@
 
 Every ratio is computed here, from numbers of the same run. Inputs, all in DIR:
   meta.tsv                 key<TAB>value lines: the machine, the mode, the parameters
-  overhead.json            hyperfine --export-json: rlock, flock, busy
+  overhead.json            hyperfine --export-json: rlock, flock, busy, and etcdctl (absent if
+                           etcd was unavailable: meta.tsv then has etcd_unavailable)
   fanout.json              hyperfine --export-json: N=1, N=3, N=5, N=7, slow1, slow5
-  start-*.json, seq-*.json child_start.py and sequential.py results
+  start-*.json             child_start.py results: start-flock, start-rlock-{n1,n5,slow1,slow5},
+                           start-crate-{n5,slow1,slow5} (absent if the redlock crate's harness was
+                           unavailable: meta.tsv then has redlock_unavailable)
   rss-{rlock,flock}-*.txt  /usr/bin/time -v reports
   load-info-{0,1}.txt      INFO all before and after the counted window; load.stderr is rlock -v's
   wait-*.json              handoff.py results: handoff1, handoff3, takeover, load
@@ -97,6 +100,11 @@ def ratio(value, base):
     return f"{value / base:.2f}x" if base else ""
 
 
+def ratio_target(value, base, limit):
+    met = value / base <= limit
+    return f"target <= {limit:.2f}x: {'met' if met else 'missed'}"
+
+
 def target(value, limit, unit="ms", at_most=False):
     met = value <= limit if at_most else value < limit
     return f"target {'<=' if at_most else '<'} {limit:g} {unit}: {'met' if met else 'missed'}"
@@ -134,17 +142,27 @@ def build_rows(r):
     groups = []
 
     o = r.hyperfine("overhead.json")
-    groups.append((f"a. whole process (hyperfine median of {runs})", [
-        timed("a1", "rlock -- true, 1 node", o["rlock"], "flock", o["flock"]),
+    rows = [
+        timed("a1", "rlock -- true, 1 node", o["rlock"], "flock", o["flock"],
+              ratio_target(o["rlock"], o["flock"], 2.0)),
         timed("a2", "rlock -E 0 -- true, lock busy", o["busy"], "flock", o["flock"],
               "command not run"),
-    ]))
+    ]
+    if "etcdctl" in o:
+        rows.append(timed("a3", "rlock -- true vs etcdctl lock", o["rlock"], "etcdctl",
+                          o["etcdctl"], f"{ratio_target(o['rlock'], o['etcdctl'], 0.25)}; etcd "
+                          f"{meta['etcd']}, 1 local member"))
+    else:
+        rows.append(("a3", "rlock -- true vs etcdctl lock", ms(o["rlock"]), "", "", "",
+                     f"peer unavailable: {meta.get('etcd_unavailable', 'unknown')}"))
+    groups.append((f"a. whole process (hyperfine median of {runs})", rows))
 
     rl, n = r.max_rss_kib("rlock")
     fl, _ = r.max_rss_kib("flock")
     groups.append((f"b. peak RSS (GNU time, median of {n})", [
         ("b1", f"-- sleep {meta['rss_sleep']}", f"{rl} KiB = {rl / 1024:.2f} MiB",
-         f"flock {fl} KiB = {fl / 1024:.2f} MiB", f"{rl - fl:+d} KiB", f"{rl / fl:.2f}x", ""),
+         f"flock {fl} KiB = {fl / 1024:.2f} MiB", f"{rl - fl:+d} KiB", f"{rl / fl:.2f}x",
+         target(rl / 1024, 4, "MiB", at_most=True)),
     ]))
 
     f = r.hyperfine("fanout.json")
@@ -152,26 +170,55 @@ def build_rows(r):
     rows += [timed(f"c{i}", f"Redlock N={n}", f[f"N={n}"], "N=1", f["N=1"],
                    "difference = fan-out cost")
              for i, n in ((2, 3), (3, 5), (4, 7))]
-    for rid, key, what in (("c5", "slow1", f"N=5, 1 node +{rtt:g} ms RTT"),
-                           ("c6", "slow5", f"N=5, 5 nodes +{rtt:g} ms RTT")):
-        rows.append(timed(rid, what, f[key], "N=5", f["N=5"],
+    slow = {"slow1": f"N=5, 1 node +{rtt:g} ms RTT", "slow5": f"N=5, 5 nodes +{rtt:g} ms RTT"}
+    for rid, key in (("c5", "slow1"), ("c6", "slow5")):
+        rows.append(timed(rid, slow[key], f[key], "N=5", f["N=5"],
                           f"{(f[key] - f['N=5']) / rtt:.1f} slow RTTs in series"))
     groups.append((f"c. Redlock fan-out, whole process (hyperfine median of {runs})", rows))
 
-    s = {k: r.median_ms(f"start-{k}.json") for k in ("flock", "n1", "n5", "slow1", "slow5")}
-    q = {k: r.median_ms(f"seq-{k}.json") for k in ("n5", "slow1", "slow5")}
-    rows = [
-        timed("c7", "N=1", s["n1"], "flock", s["flock"], "both include a process launch"),
-        timed("c8", "N=5", s["n5"], "sequential", q["n5"], "sequential: no process launch"),
-    ]
-    for rid, key, what in (("c9", "slow1", f"N=5, 1 node +{rtt:g} ms RTT"),
-                           ("c10", "slow5", f"N=5, 5 nodes +{rtt:g} ms RTT")):
-        ours = (s[key] - s["n5"]) / rtt
-        theirs = (q[key] - q["n5"]) / rtt
-        rows.append(timed(rid, what, s[key], "sequential", q[key],
-                          f"{ours:.1f} vs {theirs:.1f} slow RTTs"))
-    groups.append((f"c. until the command starts: rlock vs a sequential SET NX PX client "
-                   f"(median of {runs})", rows))
+    crate = meta.get("redlock_crate")
+    unavailable = meta.get("redlock_unavailable")
+    name = "crate"
+
+    def peer_row(rid, what):
+        return (rid, what, "", "", "", "", f"peer unavailable: {unavailable}")
+
+    start = {k: r.json(f"start-rlock-{k}.json") for k in ("n1", "n5", "slow1", "slow5")}
+    rows = []
+    if unavailable:
+        rows += [peer_row("c7", "whole process, N=5"),
+                 peer_row("c8", f"whole process, {slow['slow5']}")]
+    else:
+        theirs = {k: r.json(f"start-crate-{k}.json") for k in ("n5", "slow1", "slow5")}
+        ours_exit = {k: v["exit_median_ms"] for k, v in start.items()}
+        their_exit = {k: v["exit_median_ms"] for k, v in theirs.items()}
+        rows += [
+            timed("c7", "whole process, N=5", ours_exit["n5"], name, their_exit["n5"],
+                  "both: launch, grant, `date`, release, exit"),
+            timed("c8", f"whole process, {slow['slow5']}", ours_exit["slow5"], name,
+                  their_exit["slow5"],
+                  f"{(ours_exit['slow5'] - ours_exit['n5']) / rtt:.1f} vs "
+                  f"{(their_exit['slow5'] - their_exit['n5']) / rtt:.1f} slow RTTs in series"),
+        ]
+    start = {k: v["median_ms"] for k, v in start.items()}
+    rows.append(timed("c9", "until the command starts, N=1", start["n1"], "flock",
+                      r.median_ms("start-flock.json"), "both include a process launch"))
+    if unavailable:
+        rows += [peer_row("c10", "until the command starts, N=5"),
+                 peer_row("c11", f"until start, {slow['slow1']}"),
+                 peer_row("c12", f"until start, {slow['slow5']}")]
+    else:
+        theirs = {k: v["median_ms"] for k, v in theirs.items()}
+        rows.append(timed("c10", "until the command starts, N=5", start["n5"], name,
+                          theirs["n5"], "both include a process launch"))
+        for rid, key in (("c11", "slow1"), ("c12", "slow5")):
+            ours = (start[key] - start["n5"]) / rtt
+            their = (theirs[key] - theirs["n5"]) / rtt
+            rows.append(timed(rid, f"until start, {slow[key]}", start[key], name, theirs[key],
+                              f"{ours:.1f} vs {their:.1f} slow RTTs"))
+    title = (f"c. rlock vs the redlock crate {crate or ''} (sequential), both launched as "
+             f"processes (median of {runs})").replace("  ", " ")
+    groups.append((title, rows))
 
     before, after = r.info("load-info-0.txt"), r.info("load-info-1.txt")
     delta = {k: after.get(k, 0) - before.get(k, 0) for k in set(before) | set(after)}
@@ -280,22 +327,31 @@ def notes(r):
     h1 = r.json("wait-handoff1.json")
     extensions = r.count_lines("load.stderr", r"\bextended\b")
     return [
-        f"a: hyperfine -N, {meta['warmup']} warm-up runs. One run = start, connect, acquire, run "
-        "`true`, release, exit. a2: another rlock holds the lock, so this is connect, refusal, exit.",
+        f"a: hyperfine -N, {meta['warmup']} warm-up runs, all rows of a in one batch. One run = "
+        "start, connect, acquire, run `true`, release, exit. a2: another rlock holds the lock, so "
+        "this is connect, refusal, exit. a3: `etcdctl lock bench true` against a throwaway "
+        f"single-member etcd on loopback (data on {meta.get('etcd_data') or 'disk'}, as the Redis "
+        "nodes keep nothing on disk either): gRPC connect, lease grant, lock, `true`, unlock.",
         "b: 'Maximum resident set size' of /usr/bin/time -v: the larger of the wrapper and its "
         "`sleep`.",
         f"c: slow nodes sit behind bench/delay_proxy.py (+{meta['delay_ms']} ms each way). A Redlock "
         "run has round trips in series, each costing the slowest node's RTT thanks to the parallel "
         "fan-out: the grant (whose script also returns the server's run_id, so spotting one server "
         "listed twice costs no round trip of its own) and, after the command, the release: ~2 per "
-        "run (c5, c6), ~1 before the command starts (c9, c10). The fence commit, a second round "
+        "run (c5, c6), ~1 before the command starts (c11, c12). The fence commit, a second round "
         "before the command, is skipped when a majority of the granting nodes already returned the "
         "chosen fence, as they do once the counters are equal; a lock's first grant on fresh nodes "
-        "pays it, here in the warm-up runs. c7-c10 time from launching rlock until its command "
-        "(`date`) reads the clock; the sequential client (bench/sequential.py) connects and sends "
-        "SET NX PX to one node after another, timed in-process: 1 RTT per node, no fence, no "
-        "identity check. With one slow node both pay it once, so c9's difference is about rlock's "
-        "process launch; with five, it pays every one where rlock pays the slowest once.",
+        "pays it, here in the warm-up runs. 'crate' is the redlock crate from crates.io "
+        "(bench/peer_redlock_rs: its lock(), the command, its unlock(), in a process of its own like "
+        "rlock's, built with the same release profile; its Cargo.lock pins redis-rs too): it asks "
+        "the nodes one after another on a fresh connection each, SET NX PX to lock and a "
+        "compare-and-delete script to unlock, with no fence, no identity check and no lease "
+        "keeper; and redis-rs 0.23.5, which it uses, sends CLIENT SETINFO on every new connection "
+        "(an error on Redis < 7.2, ignored), so it pays 2 RTTs per node to lock. c7-c12 come from "
+        "the same runs of bench/child_start.py (launching the program with `date +%s%N` as its "
+        "command): c9-c12 until the command reads the clock, c7, c8 until the program has exited "
+        "and been reaped. With one slow node both pay for it; with five the crate pays every one "
+        "in turn, rlock the slowest once.",
         "d: INFO commandstats / total_commands_processed deltas, own INFO removed, over whole "
         f"extension intervals of an `rlock -t {ttl_text(meta)} -- sleep {meta['load_hold_s']}` "
         f"hold (scripts already loaded); rlock -v logged {extensions} extensions in the whole hold. "
