@@ -41,7 +41,7 @@ use crate::nodes::Node;
 use crate::proxy::Proxy;
 use crate::report::Report;
 use crate::rng::Rng;
-use crate::support::{process_gone, temp_dir};
+use crate::support::temp_dir;
 use crate::workload::{Clients, Phase, Resource, Settings, final_set, resource_dir};
 
 /// The lease TTL every client uses: short, so that faults outlast leases within seconds.
@@ -172,11 +172,7 @@ fn run(config: &Config) {
     let faults = nemesis.finish();
 
     let keys_left = wait_for_expiry(&cluster.ports);
-    let strays = runs
-        .iter()
-        .filter_map(|r| r.grant.as_ref())
-        .filter(|g| !process_gone(g.pid))
-        .count();
+    let strays = strays(dir.path());
     let samples = cluster.monitor.finish();
     let mut final_sets = HashMap::new();
     for phase in [Phase::Calm, Phase::Faults] {
@@ -197,12 +193,12 @@ fn run(config: &Config) {
         faults: &faults,
         runs: &runs,
         findings: &findings,
-        left_behind: (keys_left.len(), strays),
+        left_behind: (keys_left.len(), strays.len()),
     };
     println!("{}", report.table());
     println!("{}", details(&findings, &runs));
 
-    assert_safe(config.seed, &findings, &keys_left, strays, &runs);
+    assert_safe(config.seed, &findings, &keys_left, &strays, &runs);
 }
 
 /// The hard assertions: what must hold under every fault mix.
@@ -210,7 +206,7 @@ fn assert_safe(
     seed: u64,
     findings: &checker::Findings,
     keys_left: &[String],
-    strays: usize,
+    strays: &[String],
     runs: &[workload::Acquisition],
 ) {
     let fenced_lost: usize = findings
@@ -249,9 +245,31 @@ fn assert_safe(
         findings.late_stops()
     );
     assert!(keys_left.is_empty(), "lock keys left behind: {keys_left:?}");
-    assert_eq!(strays, 0, "commands still running after the run");
+    assert!(
+        strays.is_empty(),
+        "processes of this run still alive after it: {strays:?}"
+    );
     let granted = runs.iter().filter(|r| r.grant.is_some()).count();
     assert!(granted > 0, "no run was ever granted the lock");
+}
+
+/// Processes of this run other than the nodes (rlock and its commands, whose arguments name the
+/// run's directory and `resource.py`) that are still alive. Zombies have an empty command line.
+/// Searched by command line rather than by the pids the runs recorded: over minutes, the kernel
+/// reuses those pids for unrelated processes.
+fn strays(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_string_lossy();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            (cmdline.contains(dir.as_ref()) && cmdline.contains("resource.py"))
+                .then(|| format!("{}: {cmdline}", entry.file_name().to_string_lossy()))
+        })
+        .collect()
 }
 
 /// The nodes, a proxy in front of each, and the monitor watching them.
