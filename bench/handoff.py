@@ -2,8 +2,8 @@
 """Waiting for a busy lock: how fast rlock hands a lock over, takes over a crashed holder's, and
 what a waiting rlock costs Redis.
 
-  handoff   (f1, f2) A holder `rlock -- sh -c 'echo ready; read go; date +%s%N >T1'` takes the lock
-            and says so; a waiter `rlock -w 30s -- sh -c 'date +%s%N >T2'` starts, and once it is
+  handoff   (f1, f2) A holder `rlock -- sh -c 'echo ready; read go; exec stamp T1'` takes the lock
+            and says so; a waiter `rlock -w 30s -- stamp T2` starts, and once it is
             seen waiting (PUBSUB NUMSUB of the lock's release channel is 1 on every node) the
             holder's command is told to go. handoff = T2 - T1: the holder's command ending, its
             rlock releasing, the announcement, the waiter's grant and its command starting.
@@ -13,8 +13,12 @@ what a waiting rlock costs Redis.
   load      (f4) The commands a waiting rlock sends to a node while a lease it cannot get is held
             (`rlock acquire -t 30s`): INFO commandstats deltas, our own commands removed.
 
-handoff and takeover also time the waiter's command alone (`sh -c 'date +%s%N >T2'` launched from
-here, the same number of times): the part of each figure that is process launching, not rlock.
+`stamp FILE` writes the wall clock in nanoseconds to FILE and exits: a dozen lines of C compiled
+here (statically if possible), so that the clock is read by the command itself as it starts and
+as it ends, without a shell or `date` to launch in between. (Without a C compiler it falls back to
+`sh -c 'date +%s%N >FILE'`, and says so.) handoff and takeover also time the waiter's command alone
+(stamp launched from here, the same number of times): the part of each figure that is process
+launching, not rlock.
 
 Each prints one JSON object on stdout. The go comes a random 0-100 ms after the waiter is seen
 waiting: rlock is woken by the release itself, so for it this should not matter, but a polling
@@ -239,10 +243,37 @@ def rlock_args(rlock, ports, key, *subcommand):
     return args + ["-k", key]
 
 
+STAMP_C = r"""
+#include <stdio.h>
+#include <time.h>
+int main(int argc, char **argv) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    FILE *f = argc == 2 ? fopen(argv[1], "w") : NULL;
+    if (!f) return 2;
+    fprintf(f, "%lld%09ld\n", (long long)t.tv_sec, t.tv_nsec);
+    return fclose(f) != 0;
+}
+"""
+
+
+def build_stamp(tmp):
+    """The command that writes the time: `[stamp]`, or a shell fallback; and what it is."""
+    source, binary = os.path.join(tmp, "stamp.c"), os.path.join(tmp, "stamp")
+    with open(source, "w") as f:
+        f.write(STAMP_C)
+    for flags, what in ((["-static"], "static C program"), ([], "C program")):
+        built = subprocess.run(["cc", "-O2", *flags, "-o", binary, source],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=STEP_TIMEOUT_S, check=False)
+        if built.returncode == 0:
+            return [binary], what
+    return ["sh", "-c", 'date +%s%N >"$1"', "sh"], "sh -c date (no C compiler)"
+
+
 def rlock_waiter(args, ports, key, t2, log):
-    """`rlock -w 30s -- sh -c 'date +%s%N >T2'` on lock `key`."""
-    return start(rlock_args(args.rlock, ports, key)
-                 + ["-w", "30s", "--", "sh", "-c", 'date +%s%N >"$1"', "sh", t2],
+    """`rlock -w 30s -- stamp T2` on lock `key`."""
+    return start(rlock_args(args.rlock, ports, key) + ["-w", "30s", "--", *args.stamp, t2],
                  log, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
@@ -261,8 +292,8 @@ def cmd_handoff(args, tmp):
         key = f"{args.key}-{i}"
         t1, t2 = os.path.join(tmp, f"t1-{i}"), os.path.join(tmp, f"t2-{i}")
         holder = start(rlock_args(args.rlock, args.node, key)
-                       + ["--", "sh", "-c", 'echo ready && read -r go && date +%s%N >"$1"',
-                          "sh", t1],
+                       + ["--", "sh", "-c", 'echo ready && read -r go && exec "$@"', "sh",
+                          *args.stamp, t1],
                        holder_log, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         await_line(holder, "the holder", holder_log)
         waiter = rlock_waiter(args, args.node, key, t2, waiter_log)
@@ -276,19 +307,19 @@ def cmd_handoff(args, tmp):
         return (read_ns(t2, waiter_log) - read_ns(t1, holder_log)) / 1e6
 
     times = handoffs(args.runs, args.warmup, once)
-    return summary(times, nodes=len(args.node), launch=launch_floor(args.runs, tmp))
+    return summary(times, nodes=len(args.node), stamp=args.stamp_kind,
+                   launch=launch_floor(args.runs, args.stamp, tmp))
 
 
-def launch_floor(runs, tmp):
-    """What starting the waiter's command alone costs: from before launching
-    `sh -c 'date +%s%N >T2'` until date reads the clock. Part of every rlock handoff and takeover,
-    it is here to set them against (python's launch, not rlock's, so only roughly the same)."""
+def launch_floor(runs, stamp, tmp):
+    """What starting the waiter's command alone costs: from before launching `stamp T2` until it
+    reads the clock. Part of every rlock handoff and takeover, it is here to set them against
+    (python's launch, not rlock's, so only roughly the same)."""
     out = os.path.join(tmp, "floor")
     times = []
     for _ in range(runs):
         start_ns = time.time_ns()
-        subprocess.run(["sh", "-c", 'date +%s%N >"$1"', "sh", out], check=True,
-                       timeout=STEP_TIMEOUT_S)
+        subprocess.run([*stamp, out], check=True, timeout=STEP_TIMEOUT_S)
         times.append((read_ns(out, out) - start_ns) / 1e6)
     return summary(times)
 
@@ -317,8 +348,8 @@ def cmd_takeover(args, tmp):
             fail(f"the waiter was seen waiting only {-margins[-1]:.1f} ms after the expiry", log)
         finish(waiter, log, "the waiter")
         times.append((read_ns(t2, log) - expiry) / 1e6)
-    return summary(times, ttl=args.ttl, min_margin_ms=min(margins),
-                   launch=launch_floor(args.runs, tmp))
+    return summary(times, ttl=args.ttl, min_margin_ms=min(margins), stamp=args.stamp_kind,
+                   launch=launch_floor(args.runs, args.stamp, tmp))
 
 
 def cmd_load(args, tmp):
@@ -358,6 +389,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         with tempfile.TemporaryDirectory(prefix="rlock-handoff.") as tmp:
+            args.stamp, args.stamp_kind = build_stamp(tmp)
             run = {"handoff": cmd_handoff, "takeover": cmd_takeover, "load": cmd_load}[args.what]
             print(json.dumps(run(args, tmp)))
     finally:

@@ -357,9 +357,10 @@ def notes(r):
         f"extension intervals of an `rlock -t {ttl_text(meta)} -- sleep {meta['load_hold_s']}` "
         f"hold (scripts already loaded); rlock -v logged {extensions} extensions in the whole hold. "
         "Expected: one EVALSHA per TTL/3.",
-        "f: handoff = from the holder's command reading the clock just before it exits to the "
-        "waiter's command reading it as it starts (`date +%s%N`): the holder's exit and release, "
-        "the announcement, the waiter's grant, and its launch of `sh -c 'date ...'`, which alone "
+        "f: handoff = from the holder's command reading the clock as it exits to the waiter's "
+        "command reading it as it starts, both a tiny exec'd program that writes the clock "
+        f"(stamp: {h1.get('stamp', 'sh -c date')}, built by bench/handoff.py): the holder's exit "
+        "and release, the announcement, the waiter's grant, and its launch of stamp, which alone "
         "takes the 'launch' baseline (timed from python, the same count). The waiter is seen "
         "waiting (PUBSUB NUMSUB of its lock's release channel is 1 on every node) before the go, "
         "which comes a random 0-100 ms later so that it falls anywhere in a polling waiter's "

@@ -91,10 +91,7 @@ impl Endpoint {
         let info = url
             .into_connection_info()
             .map_err(|e| invalid(e.to_string().replace(url, name)))?;
-        // rlock's handshake skips `CLIENT SETINFO`: two pipelined replies the library would wait
-        // a full timeout for each, on a server that accepts but does not answer.
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
-        let mut info = info.set_redis_settings(settings);
+        let mut info = tuned(info);
         let client = match info.addr().clone() {
             ConnectionAddr::TcpTls { host, port, .. } => {
                 if tls.insecure {
@@ -241,9 +238,8 @@ fn parse_sentinel(rest: &str) -> Result<Sentinel, String> {
         let info = format!("redis://{with_port}")
             .into_connection_info()
             .map_err(|_| format!("bad Sentinel address '{host}'"))?;
-        let settings = info.redis_settings().clone().set_skip_set_lib_name();
         sentinels.push(
-            redis::Client::open(info.set_redis_settings(settings))
+            redis::Client::open(tuned(info))
                 .map_err(|_| format!("bad Sentinel address '{host}'"))?,
         );
     }
@@ -253,12 +249,20 @@ fn parse_sentinel(rest: &str) -> Result<Sentinel, String> {
     let template = format!("redis://{userinfo}primary/{db}")
         .into_connection_info()
         .map_err(|_| "bad credentials or database number".to_owned())?;
-    let settings = template.redis_settings().clone().set_skip_set_lib_name();
     Ok(Sentinel {
         sentinels,
         service: service.to_owned(),
-        primary: template.set_redis_settings(settings),
+        primary: tuned(template),
     })
+}
+
+/// rlock's connection settings: the handshake skips `CLIENT SETINFO` (two pipelined replies the
+/// library would wait a full timeout for each, on a server that accepts but does not answer), and
+/// `TCP_NODELAY` is on, since every request is a small message whose answer we wait for.
+fn tuned(info: ConnectionInfo) -> ConnectionInfo {
+    let settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    info.set_redis_settings(settings).set_tcp_settings(tcp)
 }
 
 /// The certificates `tls` names, read now so that a missing file is a usage error.
