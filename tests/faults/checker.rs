@@ -19,7 +19,7 @@
 //!    before the next holder's critical section began.
 //! 4. Overlap: the most critical sections of one lock observed alive at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::clock::{self, Nanos};
 use crate::monitor::Samples;
@@ -75,7 +75,7 @@ pub fn check(
 ) -> Findings {
     let mut findings = Findings::default();
     for (&(phase, resource), set) in final_sets {
-        let in_set: std::collections::HashSet<u64> = set.iter().copied().collect();
+        let in_set: HashSet<u64> = set.iter().copied().collect();
         let acked: Vec<&Acquisition> = runs
             .iter()
             .filter(|r| r.phase == phase && r.resource == resource && r.acked())

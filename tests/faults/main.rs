@@ -345,6 +345,17 @@ fn details(findings: &checker::Findings, runs: &[workload::Acquisition]) -> Stri
     for v in findings.fence_violations.iter().take(20) {
         let _ = writeln!(out, "fence: {v}");
     }
+    for run in runs.iter().filter(|r| r.harness_killed) {
+        let _ = writeln!(
+            out,
+            "run {} killed by the harness: clock {:?}, paused {}, granted {}; rlock said: {}",
+            run.id,
+            run.clock,
+            run.paused,
+            run.grant.is_some(),
+            run.stderr.trim().replace('\n', " / ")
+        );
+    }
     for s in &findings.stops {
         if s.margin_ms.is_none_or(|m| m <= 0.0) || s.before_next_ms.is_some_and(|m| m <= 0.0) {
             let run = runs.iter().find(|r| r.id == s.id).expect("a stop is a run");
