@@ -225,9 +225,12 @@ impl Clients {
         let stopper = StopOnDrop(self);
         thread::sleep(duration); // the phase's length, not a synchronisation
         drop(stopper);
-        loops
+        // Join every loop before looking at any result, so that one loop's panic cannot leave the
+        // others (and their rlock processes) running past the test.
+        let joined: Vec<_> = loops.into_iter().map(thread::JoinHandle::join).collect();
+        joined
             .into_iter()
-            .flat_map(|l| l.join().expect("a client loop panicked"))
+            .flat_map(|l| l.expect("a client loop panicked"))
             .collect()
     }
 
