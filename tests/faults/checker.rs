@@ -53,6 +53,9 @@ pub struct Findings {
     pub overlap: BTreeMap<(Phase, Resource), usize>,
     pub stale_reads: usize,
     pub stale_writes: usize,
+    /// Stale writes that a check on the write alone would have accepted: no higher fence had
+    /// been *written* yet, only read (see `resource.py`).
+    pub caught_by_read: usize,
     pub stops: Vec<Stop>,
 }
 
@@ -107,6 +110,7 @@ pub fn check(
     findings.stale_writes = fenced
         .filter(|r| r.write.is_some_and(|s| !s.accepted))
         .count();
+    findings.caught_by_read = caught_by_read(runs);
     findings.stops = runs
         .iter()
         .filter(|r| r.lease_lost())
@@ -188,6 +192,35 @@ fn check_fences(runs: &[Acquisition], resource: Resource, violations: &mut Vec<S
             }
         }
     }
+}
+
+/// Counts the fenced resource's refused writes whose fence was higher than every fence written
+/// before them: a resource that checked only writes would have accepted them, and lost the adds
+/// of the holders that had read in between.
+fn caught_by_read(runs: &[Acquisition]) -> usize {
+    let fence = |r: &Acquisition| r.grant.as_ref().map_or(0, |g| g.fence);
+    [Phase::Calm, Phase::Faults]
+        .into_iter()
+        .map(|phase| {
+            let fenced: Vec<&Acquisition> = runs
+                .iter()
+                .filter(|r| r.resource == Resource::Fenced && r.phase == phase)
+                .collect();
+            fenced
+                .iter()
+                .filter_map(|r| Some((r, r.write.filter(|w| !w.accepted)?)))
+                .filter(|(r, refused)| {
+                    let written = fenced
+                        .iter()
+                        .filter(|o| o.write.is_some_and(|w| w.accepted && w.at < refused.at))
+                        .map(|o| fence(o))
+                        .max()
+                        .unwrap_or(0);
+                    written < fence(r)
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// The most critical sections of one lock in one phase that were alive at the same moment.

@@ -114,7 +114,10 @@ impl Report<'_> {
             ),
             (
                 "stale accesses rejected (fenced)".to_owned(),
-                format!("{} reads, {} writes", f.stale_reads, f.stale_writes),
+                format!(
+                    "{} reads, {} writes ({} of which a check on writes alone would have accepted)",
+                    f.stale_reads, f.stale_writes, f.caught_by_read
+                ),
             ),
         ];
         for resource in Resource::ALL {
