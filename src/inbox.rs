@@ -109,8 +109,16 @@ impl<T> Inbox<T> {
             PollFd::new(self.timer.as_fd(), PollFlags::POLLIN),
         ];
         let slots = if armed { &mut fds[..] } else { &mut fds[..1] };
+        // poll's own timeout bounds the wait too, should the timer not fire: it could not be
+        // armed, or an LD_PRELOAD clock faker (libfaketime, in the fault suite) translates
+        // absolute timer times wrongly. It runs on the monotonic clock, which stops during
+        // suspend; the timer covers that case.
+        let timeout = until.map_or(PollTimeout::NONE, |t| {
+            let ms = t.remaining().as_millis().saturating_add(1);
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        });
         // EINTR and spurious wake-ups are fine: the caller re-checks the channel and the clock.
-        let _ = poll(slots, PollTimeout::NONE);
+        let _ = poll(slots, timeout);
         let mut drain = [0u8; 64];
         while matches!((&self.bell).read(&mut drain), Ok(n) if n > 0) {}
         if armed {
