@@ -199,13 +199,17 @@ pub fn token(token: Option<&str>) -> Result<String> {
     }
 }
 
-/// The URLs from `--redis`/`RLOCK_REDIS`, split at commas by clap. A piece without a scheme
-/// continues the one before: a Sentinel URL lists its Sentinels with commas.
+/// The URLs from `--redis`/`RLOCK_REDIS`, split at commas by clap. A Sentinel URL lists its
+/// Sentinels with commas, so a piece without a scheme after one continues it.
 fn join_urls(pieces: &[String]) -> Result<Vec<String>> {
     let mut urls: Vec<String> = Vec::with_capacity(pieces.len());
     for piece in pieces.iter().map(|p| p.trim()) {
         match urls.last_mut() {
-            Some(last) if !piece.is_empty() && !piece.contains("://") => {
+            Some(last)
+                if last.starts_with("redis+sentinel://")
+                    && !piece.is_empty()
+                    && !piece.contains("://") =>
+            {
                 last.push(',');
                 last.push_str(piece);
             }
@@ -254,7 +258,12 @@ fn read_redis_file(path: &Path) -> Result<Vec<String>> {
 
 /// Warns when a URL with a password came from the command line, where `ps` shows it to all.
 fn warn_of_passwords_in_argv(urls: &[String]) {
-    let argv: Vec<String> = std::env::args().skip(1).take_while(|a| a != "--").collect();
+    // args_os: a command's arguments need not be UTF-8, and std::env::args would panic on them.
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .take_while(|a| a != "--")
+        .collect();
     let exposed = urls
         .iter()
         .filter(|url| crate::lease::node::redact(url) != **url)
@@ -299,6 +308,27 @@ mod tests {
             None => cli.run,
             Some(_) => panic!("not run mode"),
         })
+    }
+
+    #[test]
+    fn commas_split_urls_except_inside_a_sentinel_url() {
+        let pieces = |list: &[&str]| list.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            join_urls(&pieces(&[
+                "redis://a",
+                "redis+sentinel://s1:1",
+                "s2:2/svc",
+                "redis://b"
+            ]))
+            .unwrap(),
+            ["redis://a", "redis+sentinel://s1:1,s2:2/svc", "redis://b"]
+        );
+        // Outside a Sentinel URL a piece without a scheme stays a URL of its own, to be refused.
+        assert_eq!(
+            join_urls(&pieces(&["redis://a", "localhost:6379"])).unwrap(),
+            ["redis://a", "localhost:6379"]
+        );
+        assert!(join_urls(&pieces(&["redis://a", ""])).is_err());
     }
 
     fn usage_message(argv: &[&str]) -> String {

@@ -4,7 +4,7 @@
 //! this module's business, and every form ends in the same `redis::Connection`:
 //! - `redis://`, `rediss://` (TLS, verified against the system's roots or `--tls-ca`),
 //!   `redis+unix://` and `unix://`: one fixed address, parsed by the redis crate.
-//! - `redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE[/DB]`: the primary that a
+//! - `redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`: the primary that a
 //!   Sentinel names *now*, asked afresh for every connection so that rlock follows a failover. The
 //!   primary must confirm with `ROLE` that it is one: a Sentinel with a stale view must not send us
 //!   to a replica, which would refuse the scripts' writes. Credentials are the primary's; Sentinels
@@ -78,14 +78,14 @@ impl Endpoint {
                 .map_err(|detail| {
                     format!(
                         "invalid Sentinel URL '{name}' ({detail}); expected \
-                     redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE[/DB]"
+                     redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]"
                     )
                 });
         }
         let invalid = |detail: String| {
             format!(
                 "invalid Redis URL '{name}' ({detail}); expected redis://[USER:PASSWORD@]HOST[:PORT][/DB], \
-                 rediss://…, redis+unix:///PATH or redis+sentinel://HOST:PORT/SERVICE"
+                 rediss://..., redis+unix:///PATH or redis+sentinel://HOST:PORT/SERVICE"
             )
         };
         let info = url
