@@ -7,7 +7,6 @@
 //! integration fixture `RedisServer` cannot be reused: it takes no environment for the shim.
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -15,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
+
+use crate::support::free_port;
 
 /// How long a node may take to answer PING after a (re)start.
 const STARTUP: Duration = Duration::from_secs(10);
@@ -201,17 +202,6 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// A loopback port that was free a moment ago; never 6379.
-pub fn free_port() -> u16 {
-    loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("listener address").port();
-        if port != 6379 {
-            return port;
-        }
     }
 }
 

@@ -21,16 +21,15 @@ use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use redis::{ConnectionLike, FromRedisValue, Value};
+use redis::{FromRedisValue, Value};
 
-use crate::support::{temp_dir, wait_for};
+use crate::support::{command, free_port, temp_dir, wait_for};
 
 /// How long a freshly spawned server may take to answer.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,17 +92,6 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
         .find(|path| path.is_file())
-}
-
-/// A port that was free a moment ago (bind port 0, read it, release it); never 6379.
-pub fn free_port() -> u16 {
-    loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("listener address").port();
-        if port != 6379 {
-            return port;
-        }
-    }
 }
 
 /// Runs a helper program to completion within `timeout` (killing it after), panicking unless it
@@ -250,14 +238,7 @@ impl Server {
     /// Any command on a fresh admin connection; error replies come back as `Value::ServerError`.
     #[track_caller]
     pub fn cmd(&self, args: &[&str]) -> Value {
-        let (name, rest) = args.split_first().expect("cmd needs a command name");
-        let mut cmd = redis::cmd(name);
-        for arg in rest {
-            cmd.arg(*arg);
-        }
-        self.conn()
-            .req_command(&cmd)
-            .unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.name))
+        command(&mut self.conn(), args, &self.name)
     }
 
     /// A command whose reply converts to `T`; panics on an error reply.

@@ -240,14 +240,7 @@ impl RedisServer {
 
     /// Any command; error replies come back as `Value::ServerError`, I/O errors panic.
     pub fn cmd(&self, args: &[&str]) -> redis::Value {
-        let (name, rest) = args.split_first().expect("cmd needs a command name");
-        let mut cmd = redis::cmd(name);
-        for arg in rest {
-            cmd.arg(*arg);
-        }
-        self.conn()
-            .req_command(&cmd)
-            .unwrap_or_else(|e| panic!("{args:?} on {}: {e}", self.url()))
+        command(&mut self.conn(), args, &self.url())
     }
 
     /// Runs `cmd` on a fresh connection, panicking with context on any error.
@@ -343,12 +336,25 @@ impl Drop for RedisServer {
 }
 
 /// `redis://127.0.0.1:PORT`.
+/// Sends `args` (a command and its arguments) on `conn`; error replies come back as
+/// `Value::ServerError`, I/O errors panic naming `server`.
+#[track_caller]
+pub fn command(conn: &mut redis::Connection, args: &[&str], server: &str) -> redis::Value {
+    let (name, rest) = args.split_first().expect("a command needs a name");
+    let mut cmd = redis::cmd(name);
+    for arg in rest {
+        cmd.arg(*arg);
+    }
+    conn.req_command(&cmd)
+        .unwrap_or_else(|e| panic!("{args:?} on {server}: {e}"))
+}
+
 fn url_for(port: u16) -> String {
     format!("redis://127.0.0.1:{port}")
 }
 
 /// A port that was free a moment ago (bind port 0, read it, release it); never 6379.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("listener address").port();
