@@ -299,8 +299,8 @@ fn left(deadline: Stamp) -> RedisResult<Duration> {
     Ok(left.max(Duration::from_millis(1)))
 }
 
-/// Bounds `conn`'s reads and writes by `deadline`.
-fn bound(conn: &redis::Connection, deadline: Stamp) -> RedisResult<()> {
+/// Bounds `conn`'s reads and writes by `deadline`; a timeout error once it has passed.
+pub(super) fn bound(conn: &redis::Connection, deadline: Stamp) -> RedisResult<()> {
     let left = left(deadline)?;
     conn.set_read_timeout(Some(left))?;
     conn.set_write_timeout(Some(left))

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
 
-use super::endpoint::{Endpoint, Tls};
+use super::endpoint::{self, Endpoint, Tls};
 use crate::clock::Stamp;
 
 /// One Redis master of the lock.
@@ -263,15 +263,7 @@ fn timed<T>(
     deadline: Stamp,
     op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
 ) -> redis::RedisResult<T> {
-    let left = deadline.remaining();
-    if left.is_zero() {
-        return Err(RedisError::from(std::io::Error::from(
-            std::io::ErrorKind::TimedOut,
-        )));
-    }
-    let left = left.max(Duration::from_millis(1));
-    conn.set_read_timeout(Some(left))?;
-    conn.set_write_timeout(Some(left))?;
+    endpoint::bound(conn, deadline)?;
     op(conn)
 }
 
