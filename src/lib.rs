@@ -21,7 +21,8 @@
 //! - [`clock`]: the boot clock all lease time is measured on.
 //! - [`events`]: what the main thread reacts to, from every source.
 //! - [`inbox`]: the channel the supervisor waits on: messages, or a time on the boot clock.
-//! - [`log`]: warnings and progress on stderr.
+//! - [`log`]: warnings and progress on stderr, never waiting for it.
+//! - [`out`]: results on stdout, never dying of it.
 //!
 //! `lease` and `supervise` never import each other: they meet in [`cmd::run`] through one channel.
 
@@ -35,6 +36,7 @@ pub mod inbox;
 pub mod keeper;
 pub mod lease;
 pub mod log;
+pub mod out;
 pub mod signals;
 pub mod supervise;
 

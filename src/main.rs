@@ -1,12 +1,23 @@
 //! The `rlock` binary: parse, run, print any error once, exit with its documented status.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use clap::error::ErrorKind;
 use rlock::{cli::Cli, exit};
 
+/// How long rlock waits, at the end, for its stderr to take the last lines: a stderr that
+/// nobody reads must not keep rlock (and its exit status) from its caller.
+const LAST_WORDS: Duration = Duration::from_secs(1);
+
 fn main() -> ExitCode {
+    let code = run();
+    rlock::log::flush(LAST_WORDS);
+    code
+}
+
+fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -20,7 +31,7 @@ fn main() -> ExitCode {
                     ExitCode::from(exit::USAGE)
                 }
                 _ => {
-                    eprintln!("rlock: {}", rlock::usage_line(&err));
+                    rlock::log::error(format_args!("{}", rlock::usage_line(&err)), LAST_WORDS);
                     ExitCode::from(exit::USAGE)
                 }
             };
@@ -29,7 +40,7 @@ fn main() -> ExitCode {
     match rlock::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("rlock: {err:#}");
+            rlock::log::error(format_args!("{err:#}"), LAST_WORDS);
             ExitCode::from(exit::code_of(&err))
         }
     }

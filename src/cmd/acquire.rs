@@ -10,7 +10,9 @@ use serde_json::json;
 use super::Acquired;
 use crate::cli::{AcquireArgs, AcquireFormat};
 use crate::config;
+use crate::exit;
 use crate::lease::{Grant, Holder, Lock};
+use crate::out;
 
 /// Takes the lease and prints it in the requested format; returns the exit status.
 pub fn acquire(args: &AcquireArgs) -> Result<u8> {
@@ -35,7 +37,27 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8> {
         }
         Acquired::Interrupted(signal) => return Ok(Acquired::signal_status(signal)),
     };
-    println!("{}", render(args.format, &s, &lock, &grant));
+    let text = format!("{}\n", render(args.format, &s, &lock, &grant));
+    if let Err(e) = out::hand_over(text, grant.deadline) {
+        // The caller cannot have the token, so nobody could release the lease: do it now.
+        let released = lock.release(&grant.token);
+        let left = if released.failures.is_empty() {
+            "released it".to_owned()
+        } else {
+            format!(
+                "could not release it everywhere ({}): it expires by itself within {}",
+                released.failures,
+                humantime::format_duration(s.ttl)
+            )
+        };
+        return Err(exit::error(
+            exit::FAILURE,
+            format!(
+                "took lock '{}' but could not print its token ({e}); {left}",
+                s.key
+            ),
+        ));
+    }
     Ok(0)
 }
 

@@ -249,7 +249,11 @@ pub(crate) fn busy(key: &str, expires_in: Option<Duration>, code: u8) -> u8 {
                 humantime::format_duration(round_ms(d))
             )
         });
-        eprintln!("rlock: lock '{key}' is held by someone else{until}");
+        log::emit(
+            Level::Normal,
+            false,
+            format_args!("lock '{key}' is held by someone else{until}"),
+        );
     }
     code
 }

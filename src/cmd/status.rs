@@ -13,6 +13,7 @@ use crate::cli::{StatusArgs, StatusFormat};
 use crate::config;
 use crate::exit;
 use crate::lease::{Lock, LockStatus};
+use crate::out;
 
 /// Prints the lock's state; returns 0 if held, 3 if free.
 pub fn status(args: &StatusArgs) -> Result<u8> {
@@ -20,8 +21,8 @@ pub fn status(args: &StatusArgs) -> Result<u8> {
     let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
     let state = lock.status(args.token.as_deref())?;
     match args.format {
-        StatusFormat::Plain => print!("{}", plain(&s.key, &state)),
-        StatusFormat::Json => println!("{}", as_json(&s.key, &state)),
+        StatusFormat::Plain => out::print(&plain(&s.key, &state)),
+        StatusFormat::Json => out::print(&format!("{}\n", as_json(&s.key, &state))),
     }
     Ok(if state.held { 0 } else { exit::NOT_HELD })
 }

@@ -6,6 +6,7 @@
 mod by_hand;
 mod connecting;
 mod cron;
+mod dying;
 mod examples;
 mod fixture;
 mod generated;

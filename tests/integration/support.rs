@@ -390,6 +390,8 @@ fn answering_pid(url: &str) -> Option<u32> {
 pub struct Rlock {
     /// The command being built.
     cmd: Command,
+    /// Where stdout and stderr go instead of the temp files that [`RunOutput`] reads.
+    stdio: (Option<Stdio>, Option<Stdio>),
     /// `KEY=VAL ` pieces set with [`Rlock::env`], for messages.
     shown_env: String,
     /// ` ARG` pieces, for messages.
@@ -407,6 +409,7 @@ pub fn rlock() -> Rlock {
     let (shown_env, shown_args) = (String::new(), String::new());
     Rlock {
         cmd,
+        stdio: (None, None),
         shown_env,
         shown_args,
     }
@@ -457,6 +460,18 @@ impl Rlock {
         self
     }
 
+    /// Sends stdout elsewhere (a closed or full pipe); the output then shows it empty.
+    pub fn stdout(mut self, to: impl Into<Stdio>) -> Self {
+        self.stdio.0 = Some(to.into());
+        self
+    }
+
+    /// Sends stderr elsewhere (a closed or full pipe); the output then shows it empty.
+    pub fn stderr(mut self, to: impl Into<Stdio>) -> Self {
+        self.stdio.1 = Some(to.into());
+        self
+    }
+
     /// Sets the working directory.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.cmd.current_dir(dir);
@@ -472,10 +487,13 @@ impl Rlock {
     pub fn spawn(mut self) -> RunningRlock {
         let stdout = tempfile::tempfile().expect("create stdout temp file");
         let stderr = tempfile::tempfile().expect("create stderr temp file");
-        self.cmd
-            .stdout(stdout.try_clone().expect("dup stdout temp file"));
-        self.cmd
-            .stderr(stderr.try_clone().expect("dup stderr temp file"));
+        let (to_stdout, to_stderr) = self.stdio;
+        self.cmd.stdout(
+            to_stdout.unwrap_or_else(|| stdout.try_clone().expect("dup stdout temp file").into()),
+        );
+        self.cmd.stderr(
+            to_stderr.unwrap_or_else(|| stderr.try_clone().expect("dup stderr temp file").into()),
+        );
         let cmdline = format!("{}rlock{}", self.shown_env, self.shown_args);
         let started = Instant::now();
         let child = self
@@ -661,5 +679,40 @@ impl fmt::Display for RunOutput {
         writeln!(f, "status:  {} (after {:?})", self.status, self.elapsed)?;
         writeln!(f, "--- stdout ---\n{}", self.stdout)?;
         write!(f, "--- stderr ---\n{}", self.stderr)
+    }
+}
+
+/// The write end of a pipe whose read end is closed: every write fails with `EPIPE`.
+pub fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    drop(reader);
+    writer
+}
+
+/// A pipe already full, that nobody reads: every write blocks (until the reader is dropped).
+pub struct FullPipe {
+    /// Kept open and never read, so that the pipe stays full.
+    _reader: std::io::PipeReader,
+    writer: std::io::PipeWriter,
+}
+
+impl FullPipe {
+    pub fn new() -> Self {
+        use nix::fcntl::{FcntlArg, OFlag, fcntl};
+        use std::io::Write as _;
+        let (reader, mut writer) = std::io::pipe().expect("create a pipe");
+        fcntl(&writer, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).expect("make the pipe non-blocking");
+        while writer.write(&[b'x'; 4096]).is_ok() {}
+        // Blocking again: whoever gets the pipe waits on it, as on a real stalled reader.
+        fcntl(&writer, FcntlArg::F_SETFL(OFlag::empty())).expect("make the pipe blocking");
+        FullPipe {
+            _reader: reader,
+            writer,
+        }
+    }
+
+    /// Another handle on the write end, to hand to a process.
+    pub fn writer(&self) -> std::io::PipeWriter {
+        self.writer.try_clone().expect("dup the pipe")
     }
 }
