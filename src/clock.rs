@@ -37,9 +37,14 @@ impl Stamp {
         Stamp(self.0.saturating_sub(d))
     }
 
-    /// Time since boot, for arming timers on `CLOCK_BOOTTIME`.
+    /// Time since boot, for arming timers on `CLOCK_BOOTTIME` and telling other processes.
     pub fn since_boot(self) -> Duration {
         self.0
+    }
+
+    /// The stamp `since_boot` after boot: one that another process on this machine measured.
+    pub fn from_since_boot(since_boot: Duration) -> Stamp {
+        Stamp(since_boot)
     }
 }
 

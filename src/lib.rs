@@ -23,6 +23,7 @@
 //! - [`inbox`]: the channel the supervisor waits on: messages, or a time on the boot clock.
 //! - [`log`]: warnings and progress on stderr, never waiting for it.
 //! - [`out`]: results on stdout, never dying of it.
+//! - [`guard`]: a process of its own that stops the command's group if rlock dies.
 //!
 //! `lease` and `supervise` never import each other: they meet in [`cmd::run`] through one channel.
 
@@ -32,6 +33,7 @@ pub mod cmd;
 pub mod config;
 pub mod events;
 pub mod exit;
+pub mod guard;
 pub mod inbox;
 pub mod keeper;
 pub mod lease;

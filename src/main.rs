@@ -12,6 +12,9 @@ use rlock::{cli::Cli, exit};
 const LAST_WORDS: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    if let Some(code) = rlock::guard::serve_if_asked() {
+        return code;
+    }
     let code = run();
     rlock::log::flush(LAST_WORDS);
     code

@@ -6,7 +6,8 @@
 //! leader exits, whatever is left of its group is stopped (`--kill-signal`, then `SIGKILL` after
 //! the grace) before control returns: the lease must not be released while part of the guarded work
 //! still runs. A non-interactive shell starts background jobs with `SIGINT` ignored, so a forwarded
-//! Ctrl-C alone can leave them behind.
+//! Ctrl-C alone can leave them behind. Should rlock itself die (`kill -9`, a fault) or stop, a
+//! [`Guard`] process started before the command stops the group in its place.
 //!
 //! One thread owns the child: only [`supervise`] reaps and signals it, driven by [`Event`]s that
 //! arrive on one [`Inbox`] (forwarded signals, child state changes, a deadline by which the command
@@ -35,6 +36,7 @@ use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, setpgid, tcgetpgrp, tcs
 use crate::clock::{self, Stamp};
 use crate::events::Event;
 use crate::exit;
+use crate::guard::Guard;
 use crate::inbox::Inbox;
 use crate::log;
 
@@ -91,6 +93,8 @@ pub struct Outcome {
 pub struct Child {
     /// The leader's pid, which is also the group's id.
     pid: Pid,
+    /// The guardian that stops the group should rlock die; dismissed once the group is gone.
+    guard: Option<Guard>,
     /// The leader's status once reaped.
     status: Option<Status>,
     /// Whether the command was given the terminal (interactive use).
@@ -98,19 +102,22 @@ pub struct Child {
 }
 
 /// Starts `program` with `args`, extra `env` and without the variables in `unset`, in a new
-/// process group. A parent-death signal
-/// (`stop_signal`) makes it stop should rlock be killed outright. Exit 127 if the program is not
-/// found, 126 if it cannot be executed.
+/// process group, under a [`Guard`] that stops the whole group (`policy`) should rlock die. The
+/// parent-death signal (`policy.signal`) also reaches the leader at once. Exit 127 if the
+/// program is not found, 126 if it cannot be executed.
 #[allow(unsafe_code)] // the `pre_exec` hook below; nothing else in rlock is unsafe
 pub fn spawn(
     program: &OsString,
     args: &[OsString],
     env: &[(&str, String)],
     unset: &[&str],
-    stop_signal: Signal,
+    policy: StopPolicy,
 ) -> Result<Child> {
+    let stop_signal = policy.signal;
     prctl::set_child_subreaper(true)
         .map_err(|e| anyhow::anyhow!("becoming a child subreaper: {e}"))?;
+    // Started first, so that no moment exists in which the command runs unguarded.
+    let mut guard = Guard::start(policy.signal, policy.grace)?;
     let interactive = in_foreground();
     let parent = getpid();
     let mut command = std::process::Command::new(program);
@@ -148,8 +155,10 @@ pub fn spawn(
         ),
     })?;
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in i32"));
+    guard.protect(pid);
     Ok(Child {
         pid,
+        guard: Some(guard),
         status: None,
         interactive,
     })
@@ -166,6 +175,20 @@ impl Child {
         match killpg(self.pid, signal) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(e) => log::warning!("could not send {signal} to the command's process group: {e}"),
+        }
+    }
+
+    /// Tells the guardian the group's new deadline.
+    fn tell_guard(&mut self, deadline: Stamp) {
+        if let Some(guard) = self.guard.as_mut() {
+            guard.deadline(deadline);
+        }
+    }
+
+    /// The group is gone: the guardian has nothing left to do.
+    fn dismiss_guard(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            guard.dismiss();
         }
     }
 
@@ -219,6 +242,7 @@ impl Child {
 /// Supervises `child` until its whole group is gone, reacting to the `inbox`. The command must be
 /// dead by `deadline` (if any, until an [`Event::Deadline`] moves it), and is stopped (with the
 /// grace) when `time_limit` comes. Returns how it ended.
+#[allow(clippy::too_many_lines)] // one loop over four flags, until it becomes a state machine
 pub fn supervise(
     mut child: Child,
     inbox: &mut Inbox<Event>,
@@ -232,6 +256,9 @@ pub fn supervise(
     /// How long to wait for a group to vanish after `SIGKILL` before giving up on it.
     const AFTER_KILL: Duration = Duration::from_secs(2);
 
+    if let Some(d) = deadline {
+        child.tell_guard(d);
+    }
     let mut stopped: Option<Stopped> = None;
     let mut stop_sent: Option<Stamp> = None;
     let mut killed: Option<Stamp> = None;
@@ -241,6 +268,11 @@ pub fn supervise(
             child.follow_job_control();
         }
         let now = clock::now();
+        if deadline.is_some_and(|d| now >= d) {
+            // Whatever ended the command, its lease may have ended first: the guardian's SIGKILL
+            // while rlock was stopped, or an exit that came too late.
+            stopped.get_or_insert(Stopped::Deadline);
+        }
         if let Some(status) = child.status {
             if !draining {
                 draining = true;
@@ -252,12 +284,14 @@ pub fn supervise(
                 }
             }
             if !child.group_alive() {
+                child.dismiss_guard();
                 return Outcome { status, stopped };
             }
             if killed.is_some_and(|k| now.since(k) >= AFTER_KILL) {
                 log::warning!(
                     "processes of the command's group survived SIGKILL; releasing the lock anyway"
                 );
+                child.dismiss_guard();
                 return Outcome { status, stopped };
             }
         }
@@ -306,7 +340,10 @@ pub fn supervise(
         }
         match inbox.recv_until(wake) {
             Some(Event::Signal(signal)) => child.signal(signal),
-            Some(Event::Deadline(d)) => deadline = Some(d),
+            Some(Event::Deadline(d)) => {
+                deadline = Some(d);
+                child.tell_guard(d);
+            }
             Some(Event::Stop(why)) => {
                 stopped.get_or_insert(Stopped::Requested(why));
                 if stop_sent.is_none() {

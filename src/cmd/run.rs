@@ -69,7 +69,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         &settings.args,
         &env,
         &super::LEASE_ENV_UNSET,
-        settings.stop.signal,
+        settings.stop,
     ) {
         Ok(child) => child,
         Err(e) => {

@@ -2,13 +2,94 @@
 //! started is dead before the lease can expire, and a lease is never left held because rlock could
 //! not write a line.
 
-use std::time::Duration;
+use std::fs;
+use std::time::{Duration, Instant};
 
-use crate::support::{FullPipe, RedisServer, Rlock, closed_pipe, rlock};
+use nix::sys::signal::Signal;
+
+use crate::support::{
+    FullPipe, RedisServer, Rlock, closed_pipe, process_gone, rlock, temp_dir, wait_for,
+    wait_for_file,
+};
+
+/// Generous bound for things that should happen "at once" on a loaded 2-core machine.
+const SOON: Duration = Duration::from_secs(5);
 
 /// `rlock -r <server>`.
 fn on(redis: &RedisServer) -> Rlock {
     rlock().arg("-r").arg(redis.url())
+}
+
+/// A command whose work outlives its leader's children: a background job that ignores the stop
+/// signal, and a pipeline. It writes every pid to `dir/pids`, then `dir/ready`.
+fn a_family(dir: &std::path::Path) -> String {
+    format!(
+        "(trap '' TERM; exec sleep 300) & echo $! >> {0}/pids; \
+         sleep 301 | cat & echo $! >> {0}/pids; \
+         echo $$ >> {0}/pids; echo ok > {0}/ready; wait",
+        dir.display()
+    )
+}
+
+/// The pids `a_family` wrote, once it is ready.
+fn family_pids(dir: &std::path::Path) -> Vec<i32> {
+    wait_for_file(dir.join("ready"), SOON);
+    let pids: Vec<i32> = fs::read_to_string(dir.join("pids"))
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    pids
+}
+
+#[test]
+fn killing_rlock_outright_stops_every_descendant_even_one_that_ignores_the_signal() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let run = on(&redis)
+        .args(["-t", "30s", "--kill-after", "300ms", "-k", "job"])
+        .args(["-c", &a_family(dir.path())])
+        .spawn();
+    let pids = family_pids(dir.path());
+    let killed = Instant::now();
+    run.signal(Signal::SIGKILL);
+    wait_for("every process of the command to die", SOON, || {
+        pids.iter().all(|&pid| process_gone(pid))
+    });
+    assert!(
+        killed.elapsed() < Duration::from_secs(3),
+        "the last descendant died {:?} after rlock",
+        killed.elapsed()
+    );
+    assert!(
+        redis.exists("rlock:{job}"),
+        "a killed rlock cannot release: the lease runs out on the server"
+    );
+}
+
+#[test]
+fn a_stopped_rlock_has_its_command_killed_before_the_lease_expires_on_the_server() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let mut run = on(&redis)
+        .args(["-t", "1s", "-k", "job", "-c", &a_family(dir.path())])
+        .spawn();
+    let pids = family_pids(dir.path());
+    run.signal(Signal::SIGSTOP);
+    wait_for("the lease to expire on the server", SOON, || {
+        !redis.exists("rlock:{job}")
+    });
+    for pid in &pids {
+        assert!(
+            process_gone(*pid),
+            "process {pid} of the command outlived the lease of a stopped rlock"
+        );
+    }
+    run.signal(Signal::SIGCONT);
+    run.wait_timeout(SOON)
+        .expect("rlock exits once resumed")
+        .assert_code(124);
 }
 
 #[test]

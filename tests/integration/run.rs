@@ -319,53 +319,6 @@ fn leftover_background_jobs_are_stopped_before_the_release() {
 }
 
 #[test]
-fn killing_rlock_outright_stops_the_command() {
-    let redis = RedisServer::start();
-    let dir = temp_dir();
-    let run = on(&redis)
-        .args(["-k", "job", "-c", &ready_then_sleep(dir.path())])
-        .spawn();
-    let child = pid_in(dir.path());
-    wait_for_file(dir.path().join("ready"), SOON);
-    run.signal(Signal::SIGKILL);
-    wait_for(
-        "the orphaned command to receive --kill-signal",
-        SOON,
-        || process_gone(child),
-    );
-}
-
-#[test]
-fn a_stopped_rlock_stops_the_command_first_thing_after_it_resumes_past_its_deadline() {
-    let redis = RedisServer::start();
-    let dir = temp_dir();
-    let mut run = on(&redis)
-        .args(["-t", "1s", "-k", "job", "-c", &ready_then_sleep(dir.path())])
-        .spawn();
-    let child = pid_in(dir.path());
-    wait_for_file(dir.path().join("ready"), SOON);
-    run.signal(Signal::SIGSTOP);
-    wait_for("the lease to expire on the server", SOON, || {
-        !redis.exists("rlock:{job}")
-    });
-    assert!(
-        !process_gone(child),
-        "the command ran on while rlock was stopped"
-    );
-    let resumed = Instant::now();
-    run.signal(Signal::SIGCONT);
-    wait_for("the command to be killed", SOON, || process_gone(child));
-    assert!(
-        resumed.elapsed() < Duration::from_secs(1),
-        "killed {:?} after resuming",
-        resumed.elapsed()
-    );
-    run.wait_timeout(SOON)
-        .expect("rlock exits")
-        .assert_code(124);
-}
-
-#[test]
 fn an_unreachable_redis_exits_69_at_once_naming_the_node() {
     let out = rlock()
         .args(["-r", "redis://127.0.0.1:1", "-k", "job", "--", "true"])
