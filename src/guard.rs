@@ -49,6 +49,8 @@ const ARG: &str = "__guard";
 /// rlock's side: the pipe to its guardian.
 pub struct Guard {
     pipe: io::PipeWriter,
+    /// The latest deadline, if the pipe had no room for it: sent before the next message.
+    unsent: Option<String>,
 }
 
 impl Guard {
@@ -78,7 +80,10 @@ impl Guard {
             .spawn()
             .context("starting the guardian process")?;
         // Not waited for: rlock reaps every child it has (see supervise), the guardian included.
-        Ok(Guard { pipe: writer })
+        Ok(Guard {
+            pipe: writer,
+            unsent: None,
+        })
     }
 
     /// Names the process group to stop should rlock die.
@@ -88,7 +93,12 @@ impl Guard {
 
     /// The group must be dead by `deadline`.
     pub fn deadline(&mut self, deadline: Stamp) {
-        self.say(&format!("d {}\n", deadline.since_boot().as_nanos()));
+        let message = format!("d {}\n", deadline.since_boot().as_nanos());
+        // Only the latest deadline matters: one that finds no room replaces any older one left.
+        self.unsent = None;
+        if !self.say(&message) {
+            self.unsent = Some(message);
+        }
     }
 
     /// The group is gone: the guardian may exit.
@@ -96,9 +106,17 @@ impl Guard {
         self.say("x\n");
     }
 
-    fn say(&mut self, message: &str) {
+    /// Writes `message` without waiting; false if the pipe had no room. A full pipe means the
+    /// guardian is not reading (stopped or starved): it acts on an older deadline then, which can
+    /// only make it kill earlier, never later.
+    fn say(&mut self, message: &str) -> bool {
+        if let Some(unsent) = self.unsent.take()
+            && !self.say(&unsent)
+        {
+            self.unsent = Some(unsent);
+        }
         // Lines are far shorter than PIPE_BUF, so each lands whole or not at all.
-        let _ = self.pipe.write(message.as_bytes());
+        self.pipe.write(message.as_bytes()).is_ok()
     }
 }
 
@@ -225,7 +243,9 @@ fn serve(signal: Signal, grace: Duration) {
             continue;
         }
         if wait(Some(&stdin), &timer, wake) {
-            let mut buf = [0u8; 512];
+            // A pipe's worth at once: after a stall, the newest deadline is read before any
+            // decision is taken on an older one.
+            let mut buf = vec![0u8; 1 << 16];
             match stdin.read(&mut buf) {
                 Ok(0) => w.orphaned = Some(clock::now()),
                 Ok(n) => {
