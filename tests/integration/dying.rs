@@ -43,28 +43,43 @@ fn family_pids(dir: &std::path::Path) -> Vec<i32> {
     pids
 }
 
-#[test]
-fn killing_rlock_outright_stops_every_descendant_even_one_that_ignores_the_signal() {
+/// Kills rlock with `signal` while `a_family` runs; returns how long the family outlived it.
+fn family_outlives_rlock_killed_by(signal: Signal) -> Duration {
     let redis = RedisServer::start();
     let dir = temp_dir();
     let run = on(&redis)
         .args(["-t", "30s", "--kill-after", "300ms", "-k", "job"])
         .args(["-c", &a_family(dir.path())])
+        .current_dir(dir.path()) // where a core dump would land
         .spawn();
     let pids = family_pids(dir.path());
     let killed = Instant::now();
-    run.signal(Signal::SIGKILL);
+    run.signal(signal);
     wait_for("every process of the command to die", SOON, || {
         pids.iter().all(|&pid| process_gone(pid))
     });
     assert!(
-        killed.elapsed() < Duration::from_secs(3),
-        "the last descendant died {:?} after rlock",
-        killed.elapsed()
-    );
-    assert!(
         redis.exists("rlock:{job}"),
         "a killed rlock cannot release: the lease runs out on the server"
+    );
+    killed.elapsed()
+}
+
+#[test]
+fn killing_rlock_outright_stops_every_descendant_even_one_that_ignores_the_signal() {
+    let outlived = family_outlives_rlock_killed_by(Signal::SIGKILL);
+    assert!(
+        outlived < Duration::from_secs(3),
+        "the last descendant died {outlived:?} after rlock"
+    );
+}
+
+#[test]
+fn rlock_aborting_stops_every_descendant_too() {
+    let outlived = family_outlives_rlock_killed_by(Signal::SIGABRT);
+    assert!(
+        outlived < Duration::from_secs(3),
+        "the last descendant died {outlived:?} after rlock"
     );
 }
 
