@@ -14,6 +14,7 @@ use crate::cli::{LockArgs, RunArgs, Wait};
 use crate::exit;
 use crate::lease::{Tls, quorum};
 use crate::log::{self, Level};
+use crate::signals;
 use crate::supervise::StopPolicy;
 
 /// The shortest lease accepted: below it, network round trips eat the lease.
@@ -159,6 +160,20 @@ pub fn run(args: RunArgs) -> Result<RunSettings> {
                 humantime::format_duration(MAX_TTL)
             )));
         }
+    }
+    // Zero is a harmless "no spread", which a templated crontab may well produce.
+    if let Some(jitter) = args.jitter.filter(|&d| d > MAX_TTL) {
+        return Err(exit::usage(format!(
+            "--jitter {} is out of range: it may be at most {}",
+            humantime::format_duration(jitter),
+            humantime::format_duration(MAX_TTL)
+        )));
+    }
+    if !signals::ends_a_process(args.kill_signal) {
+        return Err(exit::usage(format!(
+            "--kill-signal {} does not end a process; use TERM, INT, HUP, QUIT or KILL",
+            args.kill_signal
+        )));
     }
     let (program, arguments) = match (args.shell, args.command.split_first()) {
         (Some(line), _) => ("sh".into(), vec!["-c".into(), line.into()]),
@@ -396,6 +411,26 @@ mod tests {
             usage_message(&["rlock", "-r", "redis://a,", "-k", "x", "--", "true"])
                 .contains("empty Redis URL")
         );
+    }
+
+    #[test]
+    fn jitter_is_bounded_like_the_other_cron_durations() {
+        let msg = usage_message(&["rlock", "--jitter", "1000000h", "-k", "x", "--", "true"]);
+        assert!(msg.contains("--jitter 114years"), "{msg}");
+        assert!(msg.contains("at most 1day"), "{msg}");
+        assert!(settings(&["rlock", "--jitter", "0s", "-k", "x", "--", "true"]).is_ok());
+        assert!(settings(&["rlock", "--jitter", "24h", "-k", "x", "--", "true"]).is_ok());
+    }
+
+    #[test]
+    fn a_kill_signal_that_does_not_end_a_process_is_refused_by_name() {
+        let msg = usage_message(&["rlock", "--kill-signal", "STOP", "-k", "x", "--", "true"]);
+        assert!(
+            msg.contains("--kill-signal SIGSTOP does not end a process"),
+            "{msg}"
+        );
+        assert!(msg.contains("use TERM"), "{msg}");
+        assert!(settings(&["rlock", "--kill-signal", "INT", "-k", "x", "--", "true"]).is_ok());
     }
 
     #[test]

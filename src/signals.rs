@@ -38,6 +38,22 @@ pub fn listen(mut on: impl FnMut(Caught) + Send + 'static) -> std::io::Result<()
     Ok(())
 }
 
+/// Whether `signal`, not caught, ends a process: false for those whose default action is to
+/// stop, continue or ignore it. Only those that end it can stop a command.
+pub fn ends_a_process(signal: Signal) -> bool {
+    !matches!(
+        signal,
+        Signal::SIGSTOP
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU
+            | Signal::SIGCONT
+            | Signal::SIGCHLD
+            | Signal::SIGURG
+            | Signal::SIGWINCH
+    )
+}
+
 /// Parses a signal given by name (`TERM`, `SIGTERM`, `term`) or number (`15`).
 pub fn parse(text: &str) -> Result<Signal, String> {
     let bad =
@@ -67,5 +83,32 @@ mod tests {
         assert!(parse("BANANA").unwrap_err().contains("'BANANA'"));
         assert!(parse("0").is_err());
         assert!(parse("99").is_err());
+    }
+
+    #[test]
+    fn only_signals_that_end_a_process_can_stop_a_command() {
+        for signal in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGHUP,
+            Signal::SIGQUIT,
+            Signal::SIGKILL,
+            Signal::SIGUSR1,
+            Signal::SIGALRM,
+        ] {
+            assert!(ends_a_process(signal), "{signal}");
+        }
+        for signal in [
+            Signal::SIGSTOP,
+            Signal::SIGCONT,
+            Signal::SIGWINCH,
+            Signal::SIGCHLD,
+            Signal::SIGURG,
+            Signal::SIGTSTP,
+            Signal::SIGTTIN,
+            Signal::SIGTTOU,
+        ] {
+            assert!(!ends_a_process(signal), "{signal}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! One test binary (faster to build and link than one per file); one module per behaviour; the
 //! fixture layer is `support`.
 
+mod bad_input;
 mod by_hand;
 mod connecting;
 mod cron;
