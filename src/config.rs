@@ -4,7 +4,8 @@
 //! usage error (exit 2) that names the bad value and says what would be right.
 
 use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt as _;
+use std::io::Read as _;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 use std::time::Duration;
 
@@ -239,16 +240,31 @@ fn join_urls(pieces: &[String]) -> Result<Vec<String>> {
     Ok(urls)
 }
 
+/// The largest `--redis-file` read: room for hundreds of URLs, and a bound on what a wrong path
+/// (a log file, a disk image) can cost.
+pub const MAX_REDIS_FILE: u64 = 64 * 1024;
+/// The longest line of a `--redis-file`, in bytes.
+pub const MAX_REDIS_FILE_LINE: usize = 1024;
+
 /// The URLs in `--redis-file`: one per line, blank lines and `#` comments skipped. The file holds
-/// passwords, so one that group or others can read is refused rather than trusted.
+/// passwords, so one that group or others can read is refused rather than trusted, and a bad line
+/// is named by its number, never quoted. Only a regular file of at most [`MAX_REDIS_FILE`] bytes
+/// is read: a FIFO would block for ever, a device could be read without end.
 fn read_redis_file(path: &Path) -> Result<Vec<String>> {
     let shown = path.display();
     let unreadable =
         |e: std::io::Error| exit::usage(format!("cannot read --redis-file {shown}: {e}"));
-    let mode = std::fs::metadata(path)
-        .map_err(unreadable)?
-        .permissions()
-        .mode();
+    // Looked at before it is opened, since opening a device can have effects of its own.
+    not_a_regular_file(&std::fs::metadata(path).map_err(unreadable)?, path)?;
+    // O_NONBLOCK: should a FIFO replace the file meanwhile, opening it must not wait for a writer.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    not_a_regular_file(&meta, path)?;
+    let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         return Err(exit::usage(format!(
             "--redis-file {shown} is readable by group or others (mode {:03o}): it may hold \
@@ -256,19 +272,94 @@ fn read_redis_file(path: &Path) -> Result<Vec<String>> {
             mode & 0o777
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
-    let urls: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_owned)
-        .collect();
+    let too_big = || {
+        exit::usage(format!(
+            "--redis-file {shown} is larger than {} KiB; it should hold a few Redis URLs",
+            MAX_REDIS_FILE / 1024
+        ))
+    };
+    if meta.len() > MAX_REDIS_FILE {
+        return Err(too_big());
+    }
+    // Bounded even if the file grows after the look above.
+    let mut bytes = Vec::new();
+    file.take(MAX_REDIS_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_REDIS_FILE {
+        return Err(too_big());
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.split(|&b| b == b'\n').count();
+        exit::usage(format!(
+            "line {line} of --redis-file {shown} is not UTF-8 text"
+        ))
+    })?;
+    let mut urls = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let number = index + 1;
+        if line.len() > MAX_REDIS_FILE_LINE {
+            return Err(exit::usage(format!(
+                "line {number} of --redis-file {shown} is {} bytes long; a Redis URL may have \
+                 at most {MAX_REDIS_FILE_LINE}",
+                line.len()
+            )));
+        }
+        if !looks_like_a_url(line) {
+            return Err(exit::usage(format!(
+                "line {number} of --redis-file {shown} is not a Redis URL (expected one URL per \
+                 line, such as redis://HOST:PORT, or a # comment)"
+            )));
+        }
+        urls.push(line.to_owned());
+    }
     if urls.is_empty() {
         return Err(exit::usage(format!(
             "--redis-file {shown} lists no Redis URL"
         )));
     }
     Ok(urls)
+}
+
+/// A usage error if `meta` is not a regular file's, saying what it is instead.
+fn not_a_regular_file(meta: &std::fs::Metadata, path: &Path) -> Result<()> {
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(exit::usage(format!(
+        "--redis-file {} is {what}; it must be a regular file of Redis URLs",
+        path.display()
+    )))
+}
+
+/// Whether `line` has the shape of a URL (`scheme://rest`, no spaces): the full check is the
+/// lease's, which quotes the URL, so text that is plainly something else is refused here unquoted.
+fn looks_like_a_url(line: &str) -> bool {
+    line.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            && !rest.chars().any(char::is_whitespace)
+    })
 }
 
 /// Warns when a URL with a password came from the command line, where `ps` shows it to all.
@@ -431,6 +522,27 @@ mod tests {
         );
         assert!(msg.contains("use TERM"), "{msg}");
         assert!(settings(&["rlock", "--kill-signal", "INT", "-k", "x", "--", "true"]).is_ok());
+    }
+
+    #[test]
+    fn only_url_shaped_lines_pass_for_urls() {
+        for url in [
+            "redis://h:1",
+            "rediss://u:p@h/0",
+            "redis+unix:///run/r.sock?db=1",
+            "redis+sentinel://a:1,b:2/svc",
+        ] {
+            assert!(looks_like_a_url(url), "{url}");
+        }
+        for line in [
+            "localhost:6379",
+            "://h",
+            "redis://h 1",
+            "password=hunter2",
+            "\0\0",
+        ] {
+            assert!(!looks_like_a_url(line), "{line:?}");
+        }
     }
 
     #[test]
