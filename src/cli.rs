@@ -5,6 +5,8 @@
 
 // The doc comments below are the user's help text, not rustdoc: no Markdown backticks there.
 #![allow(clippy::doc_markdown)]
+// For the same reason, `[USER:PASSWORD@]` in a URL form is a placeholder, not an intra-doc link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::ffi::OsString;
 use std::path::PathBuf;

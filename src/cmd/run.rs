@@ -1,6 +1,6 @@
 //! `rlock run`: take the lease, run the command under it, release it.
 //!
-//! This is where the lease and the child meet, through one [`Inbox`](crate::inbox::Inbox) of
+//! This is where the lease and the child meet, through one [`Inbox`] of
 //! [`Event`]s: the signal thread and the keeper send, the supervisor receives. The lease is taken
 //! before the command starts, kept by the [`Keeper`] while it runs, and released only once the
 //! command's whole process group is gone; if the lease cannot be kept, the command is stopped and

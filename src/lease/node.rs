@@ -194,6 +194,16 @@ impl Node {
         }
         let conn = self.conn.as_mut().expect("connected above");
         let mut result = timed(conn, deadline, op);
+        while result.as_ref().is_err_and(interrupted) && !deadline.remaining().is_zero() {
+            // A signal (our guardian's SIGCHLD, a stop and continue) cut the read short: the
+            // reply may be half read, so ask again on a fresh connection. Every script is
+            // idempotent for its token, so a request that already ran does no harm twice.
+            let endpoint = self.route.as_ref().unwrap_or(&self.endpoint);
+            result = endpoint.connect(deadline).and_then(|fresh| {
+                *conn = fresh;
+                timed(conn, deadline, op)
+            });
+        }
         while result.as_ref().is_err_and(|e| e.code() == Some("TRYAGAIN")) {
             // A multi-key script in a slot that is being migrated, some keys already moved:
             // Redis asks to try again shortly.
@@ -265,6 +275,12 @@ fn timed<T>(
 ) -> redis::RedisResult<T> {
     endpoint::bound(conn, deadline)?;
     op(conn)
+}
+
+/// Whether `e` is a read or write that a signal interrupted (`EINTR`).
+fn interrupted(e: &RedisError) -> bool {
+    // The redis crate keeps the `io::Error` to itself; its text is all we can see.
+    e.is_io_error() && e.to_string().contains("(os error 4)")
 }
 
 /// Turns a client error into what the user needs to know, with `secret` masked.

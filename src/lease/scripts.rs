@@ -25,6 +25,8 @@ use redis::Script;
 /// `{0, pttl, id}` with the holder's remaining time in ms when the lock is busy (the waiter uses
 /// it). `id` is the server's `run_id` when `identify` is `1` (Redlock mode, so that one server
 /// listed under two addresses is caught without a round trip of its own), else nil.
+/// The same request twice (a retry after a lost reply) is granted twice with the same fence: while
+/// our token holds the lock on this node, nobody else can have raised the counter here.
 /// A missing counter (first use, or a node that restarted empty) starts at the node's `TIME` in
 /// microseconds, so fences keep rising across such a restart as long as that node's clock does.
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
@@ -34,9 +36,16 @@ local id = false
 if ARGV[7] == '1' then
   id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or false
 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+  return {1, redis.call('GET', KEYS[2]), id}
+end
+if cur then
   return {0, redis.call('PTTL', KEYS[1]), id}
 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 if redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('INCR', KEYS[2])
 else

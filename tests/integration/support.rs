@@ -78,7 +78,7 @@ pub fn process_gone(pid: i32) -> bool {
 }
 
 /// The one-letter `State:` of process `pid` from `/proc/PID/status`; `None` if it is gone.
-fn proc_state(pid: i32) -> Option<char> {
+pub fn proc_state(pid: i32) -> Option<char> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let state = status.lines().find_map(|l| l.strip_prefix("State:"))?;
     state.trim_start().chars().next()
