@@ -4,15 +4,14 @@
 //! Sources: the signal thread (`Signal`, `ChildChanged`), the keeper (`Deadline`, `Stop`), and
 //! the release watchers (`Released`). Each consumer ignores what is not its business.
 
-use nix::sys::signal::Signal;
-
 use crate::clock::Stamp;
+use crate::signals::SignalNumber;
 
 /// Something that happened, for the main thread to react to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A signal to pass on to the command's group (or, while waiting for the lock, to give up).
-    Signal(Signal),
+    Signal(SignalNumber),
     /// A child changed state: reap and look.
     ChildChanged,
     /// The command must be dead by this time; it replaces the previous deadline.

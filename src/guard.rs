@@ -42,6 +42,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use nix::unistd::Pid;
 
 use crate::clock::{self, Stamp};
+use crate::signals;
 
 /// The first argument that makes `rlock` a guardian.
 const ARG: &str = "__guard";
@@ -345,33 +346,15 @@ fn group_alive(group: i32) -> bool {
 }
 
 /// The guardian must outlive everything that may end rlock and its command: terminal hang-ups,
-/// Ctrl-C, a `kill` of rlock's group. A handler that does nothing keeps each from ending it.
-/// (`SIGKILL` and faults still end it: then rlock's own supervision is all that is left.)
+/// Ctrl-C, a `kill` of rlock's group. A handler that does nothing keeps each from ending it: every
+/// signal rlock itself catches ([`signals::terminating`], the one list), and those that would
+/// stop the guardian or end it on a write. (`SIGKILL` and faults still end it: then rlock's own
+/// supervision is all that is left.)
 fn ignore_signals() {
     use signal_hook::consts::signal as s;
     let ignored = Arc::new(AtomicBool::new(false));
-    let named = [
-        s::SIGHUP,
-        s::SIGINT,
-        s::SIGQUIT,
-        s::SIGTERM,
-        s::SIGUSR1,
-        s::SIGUSR2,
-        s::SIGALRM,
-        s::SIGVTALRM,
-        s::SIGPROF,
-        s::SIGIO,
-        nix::libc::SIGPWR,
-        s::SIGXCPU,
-        s::SIGXFSZ,
-        nix::libc::SIGSTKFLT,
-        s::SIGPIPE,
-        s::SIGTSTP,
-        s::SIGTTIN,
-        s::SIGTTOU,
-    ];
-    let realtime = nix::libc::SIGRTMIN()..=nix::libc::SIGRTMAX();
-    for signal in named.into_iter().chain(realtime) {
+    let also = [s::SIGPIPE, s::SIGTSTP, s::SIGTTIN, s::SIGTTOU];
+    for signal in signals::terminating().chain(also) {
         let _ = signal_hook::flag::register(signal, Arc::clone(&ignored));
     }
 }

@@ -1,41 +1,90 @@
 //! The signals rlock catches, turned into values on a thread of their own.
 //!
-//! Termination and user signals are caught (so rlock outlives them and can forward them to the
-//! command, keep the lease until the command is gone, then release it); `SIGCHLD` is caught so the
-//! supervisor learns at once that a child changed state. Handlers are installed before the lock is
-//! taken, so that a Ctrl-C during acquisition is noticed instead of killing rlock mid-grant.
+//! Every signal whose default action would end rlock from outside is caught ([`terminating`]), so
+//! that none can end it with the lease held and the command running: each is forwarded to the
+//! command's group, the lease is kept until the command is gone, then released, and rlock exits
+//! with the command's status (128+N if it died of signal N), or 128+N itself if no command was
+//! running yet. `SIGCHLD` is caught so the supervisor learns at once that a child changed state.
+//! Handlers are installed before the lock is taken, so that a Ctrl-C during acquisition is noticed
+//! instead of killing rlock mid-grant.
+//!
+//! Real-time signals have no name in `nix`'s [`Signal`], so a caught signal is a
+//! [`SignalNumber`].
 
+use std::fmt;
+
+use nix::errno::Errno;
+use nix::libc;
 use nix::sys::signal::Signal;
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+use nix::unistd::Pid;
 use signal_hook::iterator::Signals;
 
-/// Signals forwarded to the command's process group.
-pub const FORWARDED: [i32; 6] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2];
-
-/// A signal rlock caught.
+/// A signal by number, real-time signals included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Caught {
-    /// A signal to pass on to the command.
-    Forward(Signal),
-    /// A child of rlock changed state (`SIGCHLD`).
-    Child,
+pub struct SignalNumber(pub i32);
+
+impl SignalNumber {
+    /// The status a shell reports for a death by this signal: 128+N.
+    pub fn exit_status(self) -> u8 {
+        u8::try_from(self.0).map_or(u8::MAX, |n| 128u8.saturating_add(n))
+    }
+
+    /// Sends this signal to process group `group`.
+    #[allow(unsafe_code)] // nix's killpg takes only named signals, not real-time ones
+    pub fn send_to_group(self, group: Pid) -> nix::Result<()> {
+        // SAFETY: killpg takes two integers and touches no memory of this process.
+        let result = unsafe { libc::killpg(group.as_raw(), self.0) };
+        Errno::result(result).map(drop)
+    }
 }
 
-/// Installs the handlers and calls `on` from a dedicated thread for every signal caught.
-pub fn listen(mut on: impl FnMut(Caught) + Send + 'static) -> std::io::Result<()> {
-    let mut signals = Signals::new(FORWARDED.iter().copied().chain([SIGCHLD]))?;
-    std::thread::Builder::new()
-        .name("rlock-signals".to_owned())
-        .spawn(move || {
-            for number in signals.forever() {
-                if number == SIGCHLD {
-                    on(Caught::Child);
-                } else if let Ok(signal) = Signal::try_from(number) {
-                    on(Caught::Forward(signal));
-                }
-            }
-        })?;
-    Ok(())
+impl From<Signal> for SignalNumber {
+    fn from(signal: Signal) -> Self {
+        SignalNumber(signal as i32)
+    }
+}
+
+impl fmt::Display for SignalNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let SignalNumber(n) = *self;
+        if let Ok(signal) = Signal::try_from(n) {
+            f.write_str(signal.as_str())
+        } else if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
+            write!(f, "SIGRTMIN+{}", n - libc::SIGRTMIN())
+        } else {
+            write!(f, "signal {n}")
+        }
+    }
+}
+
+/// The named signals that end a process unless caught, and that rlock catches (with every
+/// real-time signal, see [`terminating`]). Not listed: `SIGKILL` and `SIGSTOP`, which cannot be
+/// caught; the faults (`SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`, `SIGABRT`, `SIGSYS`, `SIGTRAP`),
+/// which mean rlock itself is broken and are left to the guardian ([`crate::guard`]); and
+/// `SIGPIPE`, which Rust ignores so that a closed stderr is a write error, not a death.
+const TERMINATING_NAMED: [i32; 14] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGIO,
+    libc::SIGPWR,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGSTKFLT,
+];
+
+/// Every signal that rlock catches and forwards: those that would otherwise end it from outside.
+pub fn terminating() -> impl Iterator<Item = i32> {
+    // SIGRTMIN is a function: the C library keeps the first few real-time signals for itself.
+    TERMINATING_NAMED
+        .into_iter()
+        .chain(libc::SIGRTMIN()..=libc::SIGRTMAX())
 }
 
 /// Whether `signal`, not caught, ends a process: false for those whose default action is to
@@ -52,6 +101,32 @@ pub fn ends_a_process(signal: Signal) -> bool {
             | Signal::SIGURG
             | Signal::SIGWINCH
     )
+}
+
+/// A signal rlock caught.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caught {
+    /// A signal to pass on to the command.
+    Forward(SignalNumber),
+    /// A child of rlock changed state (`SIGCHLD`).
+    Child,
+}
+
+/// Installs the handlers and calls `on` from a dedicated thread for every signal caught.
+pub fn listen(mut on: impl FnMut(Caught) + Send + 'static) -> std::io::Result<()> {
+    let mut signals = Signals::new(terminating().chain([libc::SIGCHLD]))?;
+    std::thread::Builder::new()
+        .name("rlock-signals".to_owned())
+        .spawn(move || {
+            for number in signals.forever() {
+                on(if number == libc::SIGCHLD {
+                    Caught::Child
+                } else {
+                    Caught::Forward(SignalNumber(number))
+                });
+            }
+        })?;
+    Ok(())
 }
 
 /// Parses a signal given by name (`TERM`, `SIGTERM`, `term`) or number (`15`).
@@ -110,5 +185,40 @@ mod tests {
         ] {
             assert!(!ends_a_process(signal), "{signal}");
         }
+    }
+
+    #[test]
+    fn every_signal_that_ends_a_process_from_outside_is_caught() {
+        let caught: Vec<i32> = terminating().collect();
+        for signal in Signal::iterator().filter(|&s| ends_a_process(s)) {
+            let expected = !matches!(
+                signal,
+                Signal::SIGKILL
+                    | Signal::SIGSEGV
+                    | Signal::SIGBUS
+                    | Signal::SIGILL
+                    | Signal::SIGFPE
+                    | Signal::SIGABRT
+                    | Signal::SIGSYS
+                    | Signal::SIGTRAP
+                    | Signal::SIGPIPE
+            );
+            assert_eq!(caught.contains(&(signal as i32)), expected, "{signal}");
+        }
+        for n in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+            assert!(caught.contains(&n), "real-time signal {n}");
+        }
+    }
+
+    #[test]
+    fn real_time_signals_have_names_and_exit_statuses() {
+        let rt = SignalNumber(libc::SIGRTMIN() + 3);
+        assert_eq!(rt.to_string(), "SIGRTMIN+3");
+        assert_eq!(
+            rt.exit_status(),
+            128 + u8::try_from(libc::SIGRTMIN() + 3).unwrap()
+        );
+        assert_eq!(SignalNumber::from(Signal::SIGTERM).to_string(), "SIGTERM");
+        assert_eq!(SignalNumber::from(Signal::SIGTERM).exit_status(), 143);
     }
 }

@@ -23,14 +23,14 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::AsFd;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt as _};
 use std::time::Duration;
 
 use anyhow::Result;
 use nix::errno::Errno;
+use nix::libc;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, pthread_sigmask, raise};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, setpgid, tcgetpgrp, tcsetpgrp};
 
 use crate::clock::{self, Stamp};
@@ -39,6 +39,7 @@ use crate::exit;
 use crate::guard::Guard;
 use crate::inbox::Inbox;
 use crate::log;
+use crate::signals::SignalNumber;
 
 /// How to stop the command.
 #[derive(Clone, Copy, Debug)]
@@ -54,8 +55,8 @@ pub struct StopPolicy {
 pub enum Status {
     /// It exited with this code.
     Exited(i32),
-    /// It died of this signal.
-    Signaled(Signal),
+    /// It died of this signal (real-time ones included).
+    Signaled(SignalNumber),
 }
 
 impl Status {
@@ -64,7 +65,7 @@ impl Status {
         match self {
             // Exit codes are 0..=255 on Unix; the mask only satisfies the type.
             Status::Exited(code) => u8::try_from(code & 0xff).unwrap_or(u8::MAX),
-            Status::Signaled(signal) => 128u8.saturating_add(signal as u8),
+            Status::Signaled(signal) => signal.exit_status(),
         }
     }
 }
@@ -105,7 +106,7 @@ pub struct Child {
 /// process group, under a [`Guard`] that stops the whole group (`policy`) should rlock die. The
 /// parent-death signal (`policy.signal`) also reaches the leader at once. Exit 127 if the
 /// program is not found, 126 if it cannot be executed.
-#[allow(unsafe_code)] // the `pre_exec` hook below; nothing else in rlock is unsafe
+#[allow(unsafe_code)] // the `pre_exec` hook below
 pub fn spawn(
     program: &OsString,
     args: &[OsString],
@@ -171,8 +172,9 @@ impl Child {
     }
 
     /// Sends `signal` to the whole group; quietly nothing if the group is gone.
-    fn signal(&self, signal: Signal) {
-        match killpg(self.pid, signal) {
+    fn signal(&self, signal: impl Into<SignalNumber>) {
+        let signal = signal.into();
+        match signal.send_to_group(self.pid) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(e) => log::warning!("could not send {signal} to the command's process group: {e}"),
         }
@@ -201,19 +203,19 @@ impl Child {
     /// stopped (job control).
     fn reap(&mut self) -> bool {
         let mut stopped = false;
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => {
-                    self.status = Some(Status::Exited(code));
-                }
-                Ok(WaitStatus::Signaled(pid, signal, _)) if pid == self.pid => {
-                    self.status = Some(Status::Signaled(signal));
-                }
-                Ok(WaitStatus::Stopped(pid, _)) if pid == self.pid => stopped = true,
-                Ok(WaitStatus::StillAlive) | Err(_) => return stopped,
-                Ok(_) => {} // an adopted orphan, now reaped; or a state we do not track
+        while let Some((pid, status)) = wait_any() {
+            if pid != self.pid {
+                continue; // an adopted orphan, now reaped
+            }
+            if let Some(code) = status.code() {
+                self.status = Some(Status::Exited(code));
+            } else if let Some(signal) = status.signal() {
+                self.status = Some(Status::Signaled(SignalNumber(signal)));
+            } else if status.stopped_signal().is_some() {
+                stopped = true;
             }
         }
+        stopped
     }
 
     /// The command's leader stopped (Ctrl-Z): stop rlock too, as a shell job, and resume the
@@ -364,6 +366,29 @@ pub fn supervise(
     }
 }
 
+/// Reaps one child that changed state, without waiting: its pid and raw status, or `None` if no
+/// child changed. The status is decoded by the caller, since `nix` cannot decode a death by a
+/// real-time signal (and the child would be reaped with its status lost).
+#[allow(unsafe_code)] // waitpid with a raw status; see above
+fn wait_any() -> Option<(Pid, std::process::ExitStatus)> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid writes one int through a pointer to a local that outlives the call.
+        let pid = unsafe { libc::waitpid(-1, &raw mut status, libc::WNOHANG | libc::WUNTRACED) };
+        match pid {
+            0 => return None,
+            -1 if Errno::last() == Errno::EINTR => {}
+            -1 => return None, // ECHILD: no child left
+            pid => {
+                return Some((
+                    Pid::from_raw(pid),
+                    std::process::ExitStatus::from_raw(status),
+                ));
+            }
+        }
+    }
+}
+
 /// Whether standard input is a terminal whose foreground group is rlock's own (interactive use).
 fn in_foreground() -> bool {
     let stdin = io::stdin();
@@ -391,8 +416,13 @@ mod tests {
     fn statuses_map_to_shell_exit_codes() {
         assert_eq!(Status::Exited(0).code(), 0);
         assert_eq!(Status::Exited(3).code(), 3);
-        assert_eq!(Status::Signaled(Signal::SIGINT).code(), 130);
-        assert_eq!(Status::Signaled(Signal::SIGKILL).code(), 137);
-        assert_eq!(Status::Signaled(Signal::SIGTERM).code(), 143);
+        assert_eq!(Status::Signaled(Signal::SIGINT.into()).code(), 130);
+        assert_eq!(Status::Signaled(Signal::SIGKILL.into()).code(), 137);
+        assert_eq!(Status::Signaled(Signal::SIGTERM.into()).code(), 143);
+        let rt = libc::SIGRTMIN() + 3;
+        assert_eq!(
+            Status::Signaled(SignalNumber(rt)).code(),
+            128 + u8::try_from(rt).unwrap()
+        );
     }
 }

@@ -35,7 +35,7 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8> {
                 args.wait.conflict_exit_code,
             ));
         }
-        Acquired::Interrupted(signal) => return Ok(Acquired::signal_status(signal)),
+        Acquired::Interrupted(signal) => return Ok(signal.exit_status()),
     };
     let text = format!("{}\n", render(args.format, &s, &lock, &grant));
     if let Err(e) = out::hand_over(text, grant.deadline) {

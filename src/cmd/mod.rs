@@ -11,7 +11,6 @@ pub mod status;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nix::sys::signal::Signal;
 
 use crate::cli::Wait;
 use crate::clock;
@@ -22,7 +21,7 @@ use crate::inbox::{self, Inbox};
 use crate::lease::watch::Watch;
 use crate::lease::{Attempt, Grant, Holder, Lock};
 use crate::log::{self, Level};
-use crate::signals::{self, Caught};
+use crate::signals::{self, Caught, SignalNumber};
 
 /// How an acquisition ended.
 pub(crate) enum Acquired {
@@ -30,15 +29,8 @@ pub(crate) enum Acquired {
     Granted(Grant),
     /// Busy until `--wait` ran out; the holder's lease runs for at most this long.
     Busy(Option<Duration>),
-    /// A signal asked rlock to give up; nothing is held.
-    Interrupted(Signal),
-}
-
-impl Acquired {
-    /// The exit status for a signal that interrupted the wait, as a shell reports it.
-    pub(crate) fn signal_status(signal: Signal) -> u8 {
-        128u8.saturating_add(signal as u8)
-    }
+    /// A signal asked rlock to give up; nothing is held. rlock exits 128+N for signal N.
+    Interrupted(SignalNumber),
 }
 
 /// Installs the signal handlers and returns the inbox their signals arrive in, with a sender for
@@ -141,7 +133,7 @@ pub(crate) fn acquire(
 
 /// Why [`pause`] returned.
 enum Woke {
-    Signal(Signal),
+    Signal(SignalNumber),
     Released,
     Time,
 }

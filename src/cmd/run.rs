@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nix::sys::signal::Signal;
 
 use super::Acquired;
 use crate::clock::{self, Stamp};
@@ -21,6 +20,7 @@ use crate::inbox::Inbox;
 use crate::keeper::{Keeper, LeaseEvent};
 use crate::lease::{Extension, Holder, Lock};
 use crate::log;
+use crate::signals::SignalNumber;
 use crate::supervise::{self, Outcome, Stopped};
 
 /// Runs the command under the lock; returns the exit status.
@@ -31,7 +31,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         .jitter
         .and_then(|jitter| sleep_jitter(jitter, &mut inbox))
     {
-        return Ok(Acquired::signal_status(signal));
+        return Ok(signal.exit_status());
     }
     let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
     let holder = Holder {
@@ -47,7 +47,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         Acquired::Busy(expires_in) => {
             return Ok(super::busy(&s.key, expires_in, settings.conflict_exit_code));
         }
-        Acquired::Interrupted(signal) => return Ok(Acquired::signal_status(signal)),
+        Acquired::Interrupted(signal) => return Ok(signal.exit_status()),
     };
     log::info!(
         "acquired with fence {} on {} of {} node(s)",
@@ -98,7 +98,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
 }
 
 /// Sleeps a random time below `jitter`; returns the signal that cut it short, if one did.
-fn sleep_jitter(jitter: Duration, inbox: &mut Inbox<Event>) -> Option<Signal> {
+fn sleep_jitter(jitter: Duration, inbox: &mut Inbox<Event>) -> Option<SignalNumber> {
     let until = clock::now() + jitter.mul_f64(super::random_fraction());
     while let Some(event) = inbox.recv_until(Some(until)) {
         if let Event::Signal(signal) = event {

@@ -1,11 +1,10 @@
 //! Cron features of run mode: `--min-hold`, `--max-time`, `--jitter`, and `-v` log lines.
 
-use std::fs;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::support::{RedisServer, Rlock, rlock, wait_for};
+use crate::support::{RedisServer, Rlock, catches, rlock, wait_for};
 
 const SOON: Duration = Duration::from_secs(5);
 
@@ -65,7 +64,7 @@ fn a_signal_during_jitter_ends_rlock_before_it_takes_the_lock() {
         .args(["-k", "spread", "--jitter", "1h", "--", "true"])
         .spawn();
     wait_for("rlock to catch SIGTERM", SOON, || {
-        catches(run.pid(), Signal::SIGTERM)
+        catches(run.pid(), Signal::SIGTERM as i32)
     });
     run.signal(Signal::SIGTERM);
     run.wait_timeout(SOON)
@@ -105,14 +104,4 @@ fn verbose_lines_carry_a_timestamp_the_key_and_the_event() {
     for event in ["acquired with fence", "extended", "released on 1 node(s)"] {
         assert!(out.stderr.contains(event), "no '{event}' line:\n{out}");
     }
-}
-
-/// Whether process `pid` has a handler installed for `signal` (its `SigCgt` mask in /proc).
-fn catches(pid: i32, signal: Signal) -> bool {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("SigCgt:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & (1 << (signal as u32 - 1)) != 0)
 }

@@ -15,6 +15,7 @@ mod misbehaving;
 mod redlock;
 mod run;
 mod servers;
+mod signals;
 mod support;
 mod terminal;
 mod waiting;

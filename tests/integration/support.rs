@@ -77,6 +77,17 @@ pub fn process_gone(pid: i32) -> bool {
     proc_state(pid).is_none_or(|state| state == 'Z' || state == 'X')
 }
 
+/// Whether process `pid` has a handler installed for signal number `signal` (its `SigCgt` mask
+/// in /proc): the handshake before signalling a process that must not die of the signal.
+pub fn catches(pid: i32, signal: i32) -> bool {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
 /// The one-letter `State:` of process `pid` from `/proc/PID/status`; `None` if it is gone.
 pub fn proc_state(pid: i32) -> Option<char> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -581,6 +592,22 @@ impl RunningRlock {
         );
         signal::kill(Pid::from_raw(self.pid()), sig)
             .unwrap_or_else(|e| panic!("{sig} to `{}`: {e}", self.cmdline));
+    }
+
+    /// Sends signal number `n` (a real-time one, say, which `Signal` cannot name) with kill(1).
+    #[track_caller]
+    pub fn signal_number(&self, n: i32) {
+        assert!(
+            self.exit.is_none(),
+            "`{}` already exited; cannot send signal {n}",
+            self.cmdline
+        );
+        let status = Command::new("kill")
+            .arg(format!("-{n}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill(1): {e}"));
+        assert!(status.success(), "kill -{n} `{}`: {status}", self.cmdline);
     }
 
     /// SIGKILLs and reaps the process unless already reaped; never panics.
