@@ -49,7 +49,8 @@ pub(crate) fn events() -> Result<(inbox::Sender<Event>, Inbox<Event>)> {
 }
 
 /// Tries to take the lease until it is granted or `wait` runs out. A signal ends the wait at once,
-/// and one that arrives while a grant is on its way undoes the grant: the caller gave up.
+/// and one that arrives during an attempt wins over the attempt's outcome: a grant is undone, a
+/// failure is not reported, since the caller gave up.
 ///
 /// Waiting is event-driven: after the first busy answer the waiter subscribes to the lock's release
 /// channel on every node ([`Lock::watch`]) and tries again at once, so that no release is missed;
@@ -76,16 +77,25 @@ pub(crate) fn acquire(
     let mut pace = Pace::new();
     let mut warned = false;
     loop {
-        let (expires_in, failure) = match lock.try_acquire(holder) {
-            Ok(Attempt::Acquired(grant)) => {
-                while let Some(event) = inbox.try_recv() {
-                    if let Event::Signal(signal) = event {
+        let attempt = lock.try_acquire(holder);
+        // A signal that came during the attempt wins over its outcome, whatever it was: the
+        // caller gave up. A failed attempt has undone what it may have taken; a grant is undone
+        // here. (A signal can also be what failed it: a read interrupted on a socket.)
+        let mut heard_release = false;
+        while let Some(event) = inbox.try_recv() {
+            match event {
+                Event::Signal(signal) => {
+                    if let Ok(Attempt::Acquired(grant)) = &attempt {
                         let _ = lock.release(&grant.token);
-                        return Ok(Acquired::Interrupted(signal));
                     }
+                    return Ok(Acquired::Interrupted(signal));
                 }
-                return Ok(Acquired::Granted(grant));
+                Event::Released => heard_release = true,
+                _ => {}
             }
+        }
+        let (expires_in, failure) = match attempt {
+            Ok(Attempt::Acquired(grant)) => return Ok(Acquired::Granted(grant)),
             Ok(Attempt::Busy { expires_in }) => (expires_in, None),
             Err(e) if exit::code_of(&e) == exit::UNAVAILABLE => (None, Some(e)),
             Err(e) => return Err(e),
@@ -116,11 +126,13 @@ pub(crate) fn acquire(
         if let Some(l) = limit {
             wake = wake.min(l);
         }
-        let released = match pause(inbox, wake, true) {
-            Woke::Signal(signal) => return Ok(Acquired::Interrupted(signal)),
-            Woke::Released => true,
-            Woke::Time => false,
-        };
+        // A release announced during the attempt may be newer than the busy answer: go again.
+        let released = heard_release
+            || match pause(inbox, wake, true) {
+                Woke::Signal(signal) => return Ok(Acquired::Interrupted(signal)),
+                Woke::Released => true,
+                Woke::Time => false,
+            };
         let mut next = pace.next_attempt();
         if released && lock.node_count() > 1 {
             next = next.max(clock::now() + jitter(Duration::from_millis(5)));

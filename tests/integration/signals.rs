@@ -4,11 +4,15 @@
 //! real-time signals included; a signal during an acquisition ends it with 128+N.
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use nix::libc;
+use nix::sys::signal::Signal;
 
-use crate::support::{RedisServer, Rlock, process_gone, rlock, temp_dir, wait_for_file};
+use crate::support::{
+    RedisServer, Rlock, catches, process_gone, rlock, temp_dir, wait_for, wait_for_file,
+};
 
 /// Generous bound for things that should happen "at once" on a loaded 2-core machine.
 const SOON: Duration = Duration::from_secs(5);
@@ -108,4 +112,35 @@ fn a_command_that_dies_of_a_real_time_signal_is_reported_at_once_as_128_plus_n()
         .expect("rlock sees its command die of a real-time signal");
     out.assert_code(died_of(signal));
     assert!(!redis.exists("rlock:{job}"), "{out}");
+}
+
+#[test]
+fn a_signal_during_a_slow_acquisition_wins_over_the_attempt_and_exits_128_plus_n() {
+    let redis = RedisServer::start();
+    // Connections are still accepted, but nothing is answered: the attempt waits for its deadline.
+    redis.pause();
+    let mut run = on(&redis).args(["-k", "job", "--", "true"]).spawn();
+    wait_for("rlock to catch SIGTERM", SOON, || {
+        catches(run.pid(), Signal::SIGTERM as i32)
+    });
+    wait_for("rlock's attempt to reach the server", SOON, || {
+        connected_to(redis.port())
+    });
+    run.signal(Signal::SIGTERM);
+    let out = run.wait_timeout(SOON).expect("rlock ends promptly");
+    out.assert_code(died_of(libc::SIGTERM));
+    assert!(
+        !out.stderr.contains("Interrupted system call"),
+        "the interrupted attempt was reported: {out}"
+    );
+}
+
+/// Whether some TCP connection to 127.0.0.1:`port` is established (the test holds none itself).
+fn connected_to(port: u16) -> bool {
+    let table = fs::read_to_string(Path::new("/proc/net/tcp")).unwrap_or_default();
+    let remote = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"01")
+    })
 }
