@@ -246,7 +246,8 @@ pub struct RunArgs {
     /// The signal that stops the command when the lease cannot be kept (name or number).
     ///
     /// It is also sent to whatever is left of the command's process group after the command
-    /// exits, and to the command if rlock itself is killed.
+    /// exits, and to the command if rlock itself is killed. It must be a signal that ends a
+    /// process: STOP, TSTP, TTIN, TTOU, CONT, CHLD, URG and WINCH are refused.
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal, help_heading = "Stopping")]
     pub kill_signal: Signal,
 
@@ -271,6 +272,8 @@ pub struct RunArgs {
     pub min_hold: Option<Duration>,
 
     /// Sleep a random time in [0, DURATION) before the first attempt, to spread hosts apart.
+    ///
+    /// At most a day.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Cron")]
     pub jitter: Option<Duration>,
 
@@ -315,6 +318,8 @@ pub struct LockArgs {
 
     /// Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable
     /// by group or others.
+    ///
+    /// It must be a regular file of at most 64 KiB, with lines of at most 1024 bytes.
     #[arg(
         long,
         env = "RLOCK_REDIS_FILE",
