@@ -52,7 +52,10 @@ fn signals_that_would_end_rlock_are_forwarded_and_the_lock_released_once_the_gro
             "sleep 30 & echo $! > {0}/bg; echo ok > {0}/ready; wait",
             dir.path().display()
         );
-        let mut run = on(&redis).args(["-k", "job", "-c", &script]).spawn();
+        let mut run = on(&redis)
+            .args(["-k", "job", "-c", &script])
+            .current_dir(dir.path()) // where a core dump (SIGXCPU) would land
+            .spawn();
         wait_for_file(dir.path().join("ready"), SOON);
         let background: i32 = fs::read_to_string(dir.path().join("bg"))
             .unwrap()
