@@ -10,6 +10,7 @@
 //! Layout: [`scripts`] holds the Lua, [`node`] one connection, [`quorum`] the arithmetic, and
 //! [`fence`] the fencing-token scheme and its argument.
 
+pub mod conn;
 pub mod endpoint;
 pub mod fence;
 pub mod node;

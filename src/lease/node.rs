@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
 
-use super::endpoint::{self, Endpoint, Tls};
+use super::conn::Conn;
+use super::endpoint::{Endpoint, Tls};
 use crate::clock::Stamp;
 
 /// One Redis master of the lock.
@@ -27,7 +28,7 @@ pub struct Node {
     /// The configured per-request timeout, for messages ("no answer within 100ms").
     timeout: Duration,
     /// The open connection, if the last request left it in a known state.
-    conn: Option<redis::Connection>,
+    conn: Option<Conn>,
     /// The password in the URL, to mask should a library message quote it.
     password: Option<String>,
 }
@@ -129,7 +130,7 @@ impl Node {
     fn request<T>(
         &mut self,
         deadline: Stamp,
-        op: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+        op: impl Fn(&mut Conn) -> redis::RedisResult<T>,
     ) -> Result<T, NodeError> {
         for _ in 0..=MAX_REDIRECTS {
             let (to, ask) = match self.try_request(deadline, &op) {
@@ -163,7 +164,7 @@ impl Node {
         &self,
         target: &Endpoint,
         deadline: Stamp,
-        op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+        op: &impl Fn(&mut Conn) -> redis::RedisResult<T>,
     ) -> Result<T, NodeError> {
         let mut conn = target.connect(deadline).map_err(|e| self.failure(&e))?;
         let mut ask = || {
@@ -183,7 +184,7 @@ impl Node {
     fn try_request<T>(
         &mut self,
         deadline: Stamp,
-        op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+        op: &impl Fn(&mut Conn) -> redis::RedisResult<T>,
     ) -> Try<T> {
         if self.conn.is_none() {
             let endpoint = self.route.as_ref().unwrap_or(&self.endpoint);
@@ -194,10 +195,10 @@ impl Node {
         }
         let conn = self.conn.as_mut().expect("connected above");
         let mut result = timed(conn, deadline, op);
-        while result.as_ref().is_err_and(interrupted) && !deadline.remaining().is_zero() {
-            // A signal (our guardian's SIGCHLD, a stop and continue) cut the read short: the
-            // reply may be half read, so ask again on a fresh connection. Every script is
-            // idempotent for its token, so a request that already ran does no harm twice.
+        if result.as_ref().is_err_and(dropped) && !deadline.remaining().is_zero() {
+            // The server closed a connection it found idle (its `timeout`, `CLIENT KILL`, a load
+            // balancer): ask once more on a fresh one. Every script is idempotent for its token,
+            // so a request that did run before the connection dropped does no harm twice.
             let endpoint = self.route.as_ref().unwrap_or(&self.endpoint);
             result = endpoint.connect(deadline).and_then(|fresh| {
                 *conn = fresh;
@@ -267,20 +268,19 @@ enum Try<T> {
     Redirected { to: String, ask: bool },
 }
 
-/// Runs `op` on `conn` with its socket timeouts ending at `deadline`.
+/// Runs `op` on `conn`, all of it ending by `deadline`.
 fn timed<T>(
-    conn: &mut redis::Connection,
+    conn: &mut Conn,
     deadline: Stamp,
-    op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    op: impl FnOnce(&mut Conn) -> redis::RedisResult<T>,
 ) -> redis::RedisResult<T> {
-    endpoint::bound(conn, deadline)?;
+    conn.set_deadline(deadline);
     op(conn)
 }
 
-/// Whether `e` is a read or write that a signal interrupted (`EINTR`).
-fn interrupted(e: &RedisError) -> bool {
-    // The redis crate keeps the `io::Error` to itself; its text is all we can see.
-    e.is_io_error() && e.to_string().contains("(os error 4)")
+/// Whether `e` says the connection was closed under us: end of file, reset, broken pipe.
+fn dropped(e: &RedisError) -> bool {
+    e.is_connection_dropped() && !e.is_connection_refusal()
 }
 
 /// Turns a client error into what the user needs to know, with `secret` masked.

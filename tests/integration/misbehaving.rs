@@ -9,11 +9,19 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{proc_state, rlock, wait_for};
+use crate::support::{RunOutput, RunningRlock, proc_state, rlock, wait_for};
+
+/// `-t 10s` gives every request a one-second deadline (a tenth of the TTL, at most a second).
+const TTL: &str = "10s";
+/// How long rlock may take to give up on a request with a one-second deadline: the deadline,
+/// and slack for a loaded machine.
+const GIVE_UP: Duration = Duration::from_secs(3);
+/// The most memory rlock may use in these tests; it needs a few MiB.
+const MAX_RSS_KIB: u64 = 64 * 1024;
 
 /// The status script's answer for a free lock: `{-2, '', 0, '', {}}`.
 const FREE: &[u8] = b"*5\r\n:-2\r\n$0\r\n\r\n:0\r\n$0\r\n\r\n*0\r\n";
@@ -80,4 +88,123 @@ fn a_stop_and_continue_during_a_read_does_not_fail_the_request() {
     });
     let _ = answer.send(());
     status.wait().assert_code(3);
+}
+
+/// Waits up to `within` for `run` to exit, polling its peak memory (`VmHWM`) while it runs;
+/// panics if it is still running then or grew beyond [`MAX_RSS_KIB`]. Returns the output and the
+/// peak in KiB.
+fn finish_within(run: &mut RunningRlock, within: Duration) -> (RunOutput, u64) {
+    let pid = run.pid();
+    let until = Instant::now() + within;
+    let mut peak = 0;
+    loop {
+        // Read before reaping: once reaped, /proc no longer has it.
+        if let Some(hwm) = peak_rss_kib(pid) {
+            peak = peak.max(hwm);
+        }
+        assert!(
+            peak <= MAX_RSS_KIB,
+            "rlock grew to {peak} KiB of memory (limit {MAX_RSS_KIB} KiB); killed it"
+        );
+        if let Some(out) = run.wait_timeout(Duration::ZERO) {
+            return (out, peak);
+        }
+        assert!(
+            Instant::now() < until,
+            "rlock still running after {within:?} (peak {peak} KiB); killed it"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Process `pid`'s peak resident memory in KiB, from `/proc/PID/status`.
+fn peak_rss_kib(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Asserts that `out`'s stderr is one line of at most 400 characters.
+#[track_caller]
+fn assert_one_short_line(out: &RunOutput) {
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert!(
+        lines.len() == 1 && lines[0].len() <= 400,
+        "expected one line of at most 400 characters\n{out}"
+    );
+}
+
+/// A server that accepts, reads the request, and then sends `reply` one byte every 300 ms.
+fn dripping_server(reply: &'static [u8]) -> String {
+    fake_server(move |_, mut stream| {
+        if request(&mut stream) {
+            for byte in reply.iter().cycle() {
+                if stream.write_all(&[*byte]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(300));
+            }
+        }
+    })
+}
+
+#[test]
+fn a_server_dripping_its_reply_is_given_up_on_by_the_request_deadline() {
+    let url = dripping_server(b"$1000\r\n");
+    for args in [&["status"][..], &["run", "--", "echo", "ran"][..]] {
+        let (subcommand, rest) = args.split_first().expect("a subcommand");
+        let mut run = rlock()
+            .args([subcommand, "-k", "job", "-t", TTL, "-r", &url])
+            .args(rest)
+            .spawn();
+        let (out, _) = finish_within(&mut run, GIVE_UP);
+        out.assert_code(69)
+            .assert_stderr_contains("no answer within 1s");
+        assert_one_short_line(&out);
+        assert_eq!(out.stdout, "", "the command must not run\n{out}");
+    }
+}
+
+#[test]
+fn a_reply_announcing_two_billion_elements_is_refused_without_allocating_them() {
+    let url = fake_server(|_, mut stream| {
+        if request(&mut stream) {
+            let _ = stream.write_all(b"*2147483647\r\n");
+            while stream.write_all(&b":1\r\n".repeat(4096)).is_ok() {}
+        }
+    });
+    let mut run = rlock()
+        .args([
+            "run", "-k", "job", "-t", TTL, "-r", &url, "--", "echo", "ran",
+        ])
+        .spawn();
+    let (out, peak) = finish_within(&mut run, GIVE_UP);
+    out.assert_code(69)
+        .assert_stderr_contains("2147483647")
+        .assert_stderr_contains("is this a Redis server?");
+    assert_one_short_line(&out);
+    assert!(peak < MAX_RSS_KIB, "peak {peak} KiB");
+}
+
+#[test]
+fn a_server_that_is_not_redis_gets_one_line_asking_whether_it_is() {
+    let url = fake_server(|_, mut stream| {
+        if request(&mut stream) {
+            let _ = stream.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\nContent-Length: 50\r\n\r\n\
+                  <html>\n<body>\n<h1>400 Bad Request</h1>\n</body>\n</html>\n",
+            );
+        }
+    });
+    for args in [&["status"][..], &["run", "--", "echo", "ran"][..]] {
+        let (subcommand, rest) = args.split_first().expect("a subcommand");
+        let mut run = rlock()
+            .args([subcommand, "-k", "job", "-t", TTL, "-r", &url])
+            .args(rest)
+            .spawn();
+        let (out, _) = finish_within(&mut run, GIVE_UP);
+        out.assert_code(69)
+            .assert_stderr_contains("is this a Redis server?");
+        assert_one_short_line(&out);
+    }
 }
