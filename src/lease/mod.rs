@@ -157,6 +157,9 @@ pub struct Lock {
     nodes: Vec<Node>,
     ttl: Duration,
     timeout: Duration,
+    /// Why the last extension round that failed to reach enough nodes failed, for the message
+    /// that ends a lease no extension could keep.
+    last_failure: Option<String>,
 }
 
 impl Lock {
@@ -184,7 +187,13 @@ impl Lock {
             nodes,
             ttl,
             timeout,
+            last_failure: None,
         })
+    }
+
+    /// Why the last extension that reached too few nodes failed (each node's error), if one did.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.last_failure.as_deref()
     }
 
     /// The lock's name.
@@ -324,7 +333,7 @@ impl Lock {
             Some(node.eval::<i64>(&scripts::EXTEND, &keys, &[token, &ttl_ms], deadline))
         });
         let (yes, no, failures) = tally(&self.nodes, replies);
-        match quorum::judge(self.nodes.len(), yes, no) {
+        let extension = match quorum::judge(self.nodes.len(), yes, no) {
             Verdict::Kept => match quorum::validity(ttl, clock::now().since(sent)) {
                 Some(_) => Extension::Kept {
                     deadline: sent + quorum::lifetime(ttl),
@@ -340,7 +349,11 @@ impl Lock {
                 self.nodes.len()
             )),
             Verdict::Unknown => Extension::Unknown(failures),
+        };
+        if let Extension::Unknown(why) = &extension {
+            self.last_failure = Some(why.clone());
         }
+        extension
     }
 
     /// Releases the lease `token` on every node (compare-and-delete).

@@ -46,6 +46,11 @@ pub enum NodeError {
     Denied(String),
     /// The server answered with an error.
     Server(String),
+    /// The server is in a state in which it refuses rlock's requests (a read-only replica, out
+    /// of memory, busy with a script, loading its data), said in words.
+    Refusing(String),
+    /// The server wants a password and the URL gives none.
+    NeedsPassword,
     /// The connection failed otherwise.
     Io(String),
 }
@@ -65,7 +70,11 @@ impl fmt::Display for NodeError {
                 "permission denied ({e}); the ACL user needs the rules in README.md, 'Connecting'"
             ),
             NodeError::Server(e) => write!(f, "answered with an error: {e}"),
-            NodeError::Io(e) => f.write_str(e),
+            NodeError::NeedsPassword => f.write_str(
+                "the server requires a password: give it in the URL (redis://:PASSWORD@host), \
+                 through RLOCK_REDIS or --redis-file so that ps does not show it",
+            ),
+            NodeError::Refusing(e) | NodeError::Io(e) => f.write_str(e),
         }
     }
 }
@@ -238,6 +247,7 @@ impl Node {
     /// mistakes, a hint.
     fn failure(&self, e: &RedisError) -> NodeError {
         match classify(e, self.timeout, self.password.as_deref()) {
+            NodeError::Auth if self.password.is_none() => NodeError::NeedsPassword,
             NodeError::Io(text) => {
                 let hint = if text.contains("invalid peer certificate") {
                     " (the server's certificate is not trusted: give its CA with --tls-ca)"
@@ -248,8 +258,10 @@ impl Node {
                 } else {
                     ""
                 };
-                NodeError::Io(text + hint)
+                NodeError::Io(one_line(&(text + hint)))
             }
+            NodeError::Server(text) => NodeError::Server(one_line(&text)),
+            NodeError::Denied(text) => NodeError::Denied(one_line(&text)),
             other => other,
         }
     }
@@ -295,17 +307,53 @@ fn classify(e: &RedisError, timeout: Duration, secret: Option<&str>) -> NodeErro
         NodeError::Refused
     } else if e.kind() == ErrorKind::AuthenticationFailed
         || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+        // Redis refuses a long command from a client that has not authenticated with this
+        // (and closes the connection) before it would say NOAUTH.
+        || e.to_string().contains("Protocol error: unauthenticated")
     {
         NodeError::Auth
     } else if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm)
         || e.to_string().contains("NOPERM")
     {
         NodeError::Denied(scrub(e.to_string()))
+    } else if let Some(meaning) = e.code().and_then(refusal) {
+        NodeError::Refusing(meaning.to_owned())
     } else if matches!(e.kind(), ErrorKind::Server(_)) {
         NodeError::Server(scrub(e.to_string()))
     } else {
         NodeError::Io(scrub(e.to_string()))
     }
+}
+
+/// What an error code says about the server's state, for the codes that mean "not now" or "not
+/// here" rather than a bug.
+fn refusal(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "READONLY" => "node is a read-only replica (READONLY): give rlock the primary",
+        "OOM" => "out of memory (OOM): the server reached its maxmemory and refuses writes",
+        "BUSY" => "the server is busy running a script (BUSY)",
+        "LOADING" => "the server is loading its data into memory (LOADING)",
+        "MASTERDOWN" => "the replica lost its link to its primary (MASTERDOWN)",
+        "MISCONF" => "the server refuses writes after a failed snapshot (MISCONF)",
+        _ => return None,
+    })
+}
+
+/// The most characters of a server's or library's text that a message quotes.
+const MAX_QUOTE: usize = 300;
+
+/// `text` as one line of at most [`MAX_QUOTE`] characters: whatever a server sends ends up in
+/// rlock's one-line diagnostics.
+fn one_line(text: &str) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_QUOTE)
+        .collect();
+    if text.chars().nth(MAX_QUOTE).is_some() {
+        line.push('…');
+    }
+    line
 }
 
 /// Runs `op` on every node at once and returns the results in node order.

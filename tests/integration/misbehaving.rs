@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{RunOutput, RunningRlock, proc_state, rlock, wait_for};
+use crate::servers::plain_server;
+use crate::support::{
+    RedisServer, RunOutput, RunningRlock, free_port, proc_state, rlock, temp_dir, wait_for,
+    wait_for_file,
+};
 
 /// `-t 10s` gives every request a one-second deadline (a tenth of the TTL, at most a second).
 const TTL: &str = "10s";
@@ -207,4 +211,179 @@ fn a_server_that_is_not_redis_gets_one_line_asking_whether_it_is() {
             .assert_stderr_contains("is this a Redis server?");
         assert_one_short_line(&out);
     }
+}
+
+/// A command for `rlock run` that writes `DIR/ready` once started, then waits for `DIR/go`.
+fn ready_then_wait(dir: &std::path::Path) -> [String; 4] {
+    let d = dir.display();
+    [
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!("echo started > {d}/ready; while [ ! -e {d}/go ]; do sleep 0.05; done"),
+        "job".to_owned(),
+    ]
+}
+
+#[test]
+fn a_connection_the_server_closed_is_reopened_once_for_extend_and_release() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let mut run = rlock()
+        .args(["run", "-k", "job", "-t", "3s", "-r", &redis.url(), "--"])
+        .args(ready_then_wait(dir.path()))
+        .spawn();
+    wait_for_file(dir.path().join("ready"), Duration::from_secs(10));
+    // As a server's `timeout` or a load balancer would: close rlock's idle connection.
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+    let mut last = redis.pttl("rlock:{job}");
+    wait_for("an extension", Duration::from_secs(5), || {
+        let pttl = redis.pttl("rlock:{job}");
+        let extended = pttl > last;
+        last = pttl;
+        extended
+    });
+    redis.cmd(&["CLIENT", "KILL", "TYPE", "normal"]);
+    std::fs::write(dir.path().join("go"), "").expect("write go");
+    let out = run.wait();
+    out.assert_success().assert_stderr_empty();
+    assert!(!redis.exists("rlock:{job}"), "released\n{out}");
+    rlock()
+        .args(["run", "-k", "job", "-r", &redis.url(), "--", "true"])
+        .output()
+        .assert_success();
+}
+
+#[test]
+fn an_idle_timeout_shorter_than_the_hold_costs_no_warning() {
+    let redis = RedisServer::start();
+    redis.cmd(&["CONFIG", "SET", "timeout", "1"]);
+    let dir = temp_dir();
+    let mut run = rlock()
+        .args(["run", "-k", "job", "-t", "9s", "-r", &redis.url(), "--"])
+        .args(ready_then_wait(dir.path()))
+        .spawn();
+    wait_for_file(dir.path().join("ready"), Duration::from_secs(10));
+    // The first extension comes after 3 s: by then the server has closed the idle connection.
+    let mut last = redis.pttl("rlock:{job}");
+    wait_for("an extension", Duration::from_secs(10), || {
+        let pttl = redis.pttl("rlock:{job}");
+        let extended = pttl > last;
+        last = pttl;
+        extended
+    });
+    // And again before the release: only our own connection is left.
+    wait_for(
+        "the server to close rlock's connection",
+        Duration::from_secs(10),
+        || connected_clients(&redis) == 1,
+    );
+    std::fs::write(dir.path().join("go"), "").expect("write go");
+    let out = run.wait();
+    out.assert_success().assert_stderr_empty();
+    assert!(!redis.exists("rlock:{job}"), "released\n{out}");
+}
+
+/// How many clients the server has, counting the connection that asks.
+fn connected_clients(redis: &RedisServer) -> u32 {
+    let redis::Value::BulkString(info) = redis.cmd(&["INFO", "clients"]) else {
+        return 0;
+    };
+    let info = String::from_utf8_lossy(&info);
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_read_only_replica_exits_69_saying_so() {
+    let redis = RedisServer::start();
+    // A replica of nothing that answers: read-only, and it keeps what it holds.
+    redis.cmd(&["REPLICAOF", "127.0.0.1", &free_port().to_string()]);
+    let out = rlock()
+        .args(["run", "-k", "job", "-r", &redis.url(), "--", "echo", "ran"])
+        .output();
+    out.assert_code(69)
+        .assert_stderr_contains("read-only replica");
+    assert_one_short_line(&out);
+    assert_eq!(out.stdout, "", "the command must not run\n{out}");
+}
+
+#[test]
+fn a_node_turned_replica_mid_hold_ends_the_lease_naming_the_last_failure() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let mut run = rlock()
+        .args(["run", "-k", "job", "-t", "3s", "-r", &redis.url(), "--"])
+        .args(ready_then_wait(dir.path()))
+        .spawn();
+    wait_for_file(dir.path().join("ready"), Duration::from_secs(10));
+    redis.cmd(&["REPLICAOF", "127.0.0.1", &free_port().to_string()]);
+    let (out, _) = finish_within(&mut run, Duration::from_secs(15));
+    out.assert_code(124)
+        .assert_stderr_contains("no extension succeeded in time (last failure: ")
+        .assert_stderr_contains("read-only replica");
+    assert!(
+        !out.stderr.contains("unreachable or too slow"),
+        "the message names what the server said\n{out}"
+    );
+}
+
+#[test]
+fn a_server_out_of_memory_exits_69_saying_so() {
+    let redis = RedisServer::start();
+    redis.cmd(&["CONFIG", "SET", "maxmemory", "1"]);
+    let out = rlock()
+        .args(["run", "-k", "job", "-r", &redis.url(), "--", "echo", "ran"])
+        .output();
+    out.assert_code(69).assert_stderr_contains("out of memory");
+    assert_one_short_line(&out);
+    assert_eq!(out.stdout, "", "the command must not run\n{out}");
+}
+
+#[test]
+fn a_server_that_wants_a_password_says_how_to_give_it() {
+    let (server, _dir) = plain_server(Some("Pa55-w0rd-xyzzy"));
+    let url = format!("redis://127.0.0.1:{}", server.port());
+    for args in [&["status"][..], &["run", "--", "echo", "ran"][..]] {
+        let (subcommand, rest) = args.split_first().expect("a subcommand");
+        let out = rlock()
+            .args([subcommand, "-k", "job", "-r", &url])
+            .args(rest)
+            .output();
+        out.assert_code(69)
+            .assert_stderr_contains("requires a password")
+            .assert_stderr_contains("redis://:PASSWORD@host");
+        assert_one_short_line(&out);
+    }
+}
+
+#[test]
+fn a_server_that_stalls_mid_hold_stops_the_command_and_rlock_exits() {
+    // The acquisition is granted (fence 7); every later request gets a reply that never ends.
+    let url = fake_server(|n, mut stream| {
+        let mut answered = n > 0;
+        while request(&mut stream) {
+            if !answered {
+                answered = true;
+                let _ = stream.write_all(b"*3\r\n:1\r\n$1\r\n7\r\n$-1\r\n");
+                continue;
+            }
+            for _ in 0..1000 {
+                if stream.write_all(b"$").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(300));
+            }
+        }
+    });
+    let dir = temp_dir();
+    let mut run = rlock()
+        .args(["run", "-k", "job", "-t", "3s", "-r", &url, "--"])
+        .args(ready_then_wait(dir.path()))
+        .spawn();
+    wait_for_file(dir.path().join("ready"), Duration::from_secs(10));
+    let (out, _) = finish_within(&mut run, Duration::from_secs(10));
+    out.assert_code(124)
+        .assert_stderr_contains("last failure: ");
 }
