@@ -345,8 +345,8 @@ impl Socket for UnixStream {
 enum Bad {
     /// Not the Redis protocol.
     Garbage,
-    /// An aggregate or string announced beyond [`MAX_REPLY`].
-    TooBig(i64),
+    /// A string of this many bytes, or an aggregate of this many elements, beyond [`MAX_REPLY`].
+    TooBig(i64, &'static str),
     /// More than [`MAX_REPLY`] bytes without a complete reply.
     TooLong,
     /// Aggregates nested beyond [`MAX_DEPTH`].
@@ -357,9 +357,11 @@ impl From<Bad> for RedisError {
     fn from(bad: Bad) -> RedisError {
         let what = match bad {
             Bad::Garbage => "answered with something other than the Redis protocol".to_owned(),
-            Bad::TooBig(n) => format!(
-                "announced a reply of {n} elements or bytes, beyond rlock's limit of {MAX_REPLY}"
-            ),
+            Bad::TooBig(n, unit) => {
+                format!(
+                    "announced a reply of {n} {unit}, beyond rlock's limit of {MAX_REPLY} bytes"
+                )
+            }
             Bad::TooLong => format!("sent more than {MAX_REPLY} bytes without completing a reply"),
             Bad::TooDeep => format!("sent a reply nested more than {MAX_DEPTH} deep"),
         };
@@ -400,7 +402,13 @@ fn scan(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, Bad> {
         b'$' => match number(line)? {
             -1 => Ok(Some(next)),
             n => {
-                let n = size(n)?;
+                let n = size(n).map_err(|big| {
+                    if big {
+                        Bad::TooBig(n, "bytes")
+                    } else {
+                        Bad::Garbage
+                    }
+                })?;
                 let end = next + n + 2;
                 if buf.len() < end {
                     Ok(None)
@@ -415,9 +423,15 @@ fn scan(buf: &[u8], at: usize, depth: usize) -> Result<Option<usize>, Bad> {
             -1 => Ok(Some(next)),
             n => {
                 // Every element takes at least three bytes (`+\r\n`).
-                let count = size(n)?;
+                let count = size(n).map_err(|big| {
+                    if big {
+                        Bad::TooBig(n, "elements")
+                    } else {
+                        Bad::Garbage
+                    }
+                })?;
                 if count > MAX_REPLY / 3 {
-                    return Err(Bad::TooBig(n));
+                    return Err(Bad::TooBig(n, "elements"));
                 }
                 let mut end = next;
                 for _ in 0..count {
@@ -440,12 +454,12 @@ fn number(line: &[u8]) -> Result<i64, Bad> {
         .ok_or(Bad::Garbage)
 }
 
-/// A length `n` within [`MAX_REPLY`].
-fn size(n: i64) -> Result<usize, Bad> {
+/// A length `n` within [`MAX_REPLY`]; `Err(true)` if beyond it, `Err(false)` if negative.
+fn size(n: i64) -> Result<usize, bool> {
     match usize::try_from(n) {
         Ok(n) if n <= MAX_REPLY => Ok(n),
-        Ok(_) => Err(Bad::TooBig(n)),
-        Err(_) => Err(Bad::Garbage),
+        Ok(_) => Err(true),
+        Err(_) => Err(false),
     }
 }
 
@@ -473,11 +487,11 @@ mod tests {
         );
         assert_eq!(
             reply_len(b"*2147483647\r\n"),
-            Err(Bad::TooBig(2_147_483_647))
+            Err(Bad::TooBig(2_147_483_647, "elements"))
         );
         assert_eq!(
             reply_len(b"$2147483647\r\n"),
-            Err(Bad::TooBig(2_147_483_647))
+            Err(Bad::TooBig(2_147_483_647, "bytes"))
         );
         assert_eq!(reply_len(b"$3\r\nabcd\r\n"), Err(Bad::Garbage));
         assert_eq!(reply_len(b":x\r\n"), Err(Bad::Garbage));

@@ -7,8 +7,9 @@
 //! every node that may have granted it, including nodes that timed out (their grant may have
 //! landed); a failed extension deletes nothing, since someone may still rely on the lease.
 //!
-//! Layout: [`scripts`] holds the Lua, [`node`] one connection, [`quorum`] the arithmetic, and
-//! [`fence`] the fencing-token scheme and its argument.
+//! Layout: [`scripts`] holds the Lua, [`node`] one node and its requests, [`endpoint`] the ways to
+//! reach it, [`conn`] the socket and its deadlines, [`quorum`] the arithmetic, and [`fence`] the
+//! fencing-token scheme and its argument.
 
 pub mod conn;
 pub mod endpoint;

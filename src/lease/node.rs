@@ -4,7 +4,10 @@
 //! answer (a paused server: the kernel still completes the TCP handshake), or answer late. So every
 //! request carries a deadline that bounds connect, write and read, and a connection that failed or
 //! timed out is dropped, never reused: its late reply would otherwise be read as the answer to the
-//! next request. Errors name the node by its redacted URL and never quote credentials.
+//! next request. A connection the server closed while idle (its `timeout`, `CLIENT KILL`, a load
+//! balancer) is reopened once within the same deadline, which is safe because every script is
+//! idempotent for its token. Errors name the node by its redacted URL, never quote credentials,
+//! say what a server's refusal means (a replica, out of memory), and are one line.
 
 use std::fmt;
 use std::time::Duration;
@@ -445,6 +448,22 @@ mod tests {
             redact("redis+sentinel://:pw@a:1,b:2/svc"),
             "redis+sentinel://:***@a:1,b:2/svc"
         );
+    }
+
+    #[test]
+    fn quoted_text_is_one_line_and_capped() {
+        assert_eq!(one_line("a\r\nb\tc"), "a  b c");
+        let long = one_line(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), MAX_QUOTE + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(one_line(&"é".repeat(MAX_QUOTE)), "é".repeat(MAX_QUOTE));
+    }
+
+    #[test]
+    fn refusals_are_said_in_words() {
+        assert!(refusal("READONLY").unwrap().contains("read-only replica"));
+        assert!(refusal("OOM").unwrap().contains("out of memory"));
+        assert_eq!(refusal("ERR"), None);
     }
 
     #[test]

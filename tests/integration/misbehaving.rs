@@ -387,3 +387,53 @@ fn a_server_that_stalls_mid_hold_stops_the_command_and_rlock_exits() {
     out.assert_code(124)
         .assert_stderr_contains("last failure: ");
 }
+
+/// A proxy to `upstream` that, on its first connection, forwards the first request and then
+/// closes the connection instead of passing the reply back: a reply lost with its connection.
+fn losing_first_reply(upstream: String) -> String {
+    fake_server(move |n, mut client| {
+        let Ok(mut server) = TcpStream::connect(&upstream) else {
+            return;
+        };
+        if n == 0 {
+            let mut buf = vec![0u8; 64 * 1024];
+            let Ok(len) = client.read(&mut buf) else {
+                return;
+            };
+            let _ = server.write_all(&buf[..len]);
+            let _ = server.read(&mut buf); // the reply, dropped with both connections
+            return;
+        }
+        let (mut client_in, mut server_in) = (
+            client.try_clone().expect("clone client"),
+            server.try_clone().expect("clone server"),
+        );
+        thread::spawn(move || std::io::copy(&mut server_in, &mut client_in));
+        let _ = std::io::copy(&mut client, &mut server);
+    })
+}
+
+#[test]
+fn a_grant_whose_reply_was_lost_is_granted_again_on_the_retry() {
+    let redis = RedisServer::start();
+    // Load the scripts, so that the first request through the proxy is the acquisition itself.
+    rlock()
+        .args(["run", "-k", "warm-up", "-r", &redis.url(), "--", "true"])
+        .output()
+        .assert_success();
+    let proxy = losing_first_reply(format!("127.0.0.1:{}", redis.port()));
+    let out = rlock()
+        .args(["run", "-k", "job", "-r", &proxy, "--", "sh", "-c"])
+        .arg("echo $RLOCK_FENCE")
+        .output();
+    out.assert_success();
+    let fence = redis
+        .get("rlock:{job}:fence")
+        .expect("a fence was handed out");
+    assert_eq!(
+        out.stdout.trim(),
+        fence,
+        "the retry was granted the fence the lost grant took"
+    );
+    assert!(!redis.exists("rlock:{job}"), "released\n{out}");
+}
