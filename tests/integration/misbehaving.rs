@@ -437,3 +437,31 @@ fn a_grant_whose_reply_was_lost_is_granted_again_on_the_retry() {
     );
     assert!(!redis.exists("rlock:{job}"), "released\n{out}");
 }
+
+#[test]
+fn a_waiter_whose_subscription_is_flooded_stays_small_and_waits_its_time() {
+    // The lock is busy for 5 s more; the answer to SUBSCRIBE announces two billion elements.
+    let url = fake_server(|_, mut stream| {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(len @ 1..) = stream.read(&mut buf) {
+            if buf[..len]
+                .windows(9)
+                .any(|w| w.eq_ignore_ascii_case(b"SUBSCRIBE"))
+            {
+                let _ = stream.write_all(b"*2147483647\r\n");
+                while stream.write_all(&b":1\r\n".repeat(4096)).is_ok() {}
+                return;
+            }
+            let _ = stream.write_all(b"*3\r\n:0\r\n:5000\r\n$-1\r\n");
+        }
+    });
+    let mut run = rlock()
+        .args([
+            "run", "-k", "job", "-t", TTL, "-w", "3s", "-r", &url, "--", "echo", "ran",
+        ])
+        .spawn();
+    let (out, peak) = finish_within(&mut run, Duration::from_secs(5));
+    out.assert_code(75);
+    assert!(peak < MAX_RSS_KIB, "peak {peak} KiB");
+    assert_eq!(out.stdout, "", "the command must not run\n{out}");
+}
