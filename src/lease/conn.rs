@@ -68,7 +68,33 @@ pub struct Conn {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Tls(Box<StreamOwned<ClientConnection, Timed>>),
+}
+
+/// The TCP socket under TLS, which re-arms its timeouts before every read and write: rustls
+/// reads and writes several times per call while it handshakes, and each must get only the
+/// time left, or a server dripping its handshake would outlast the deadline.
+struct Timed {
+    sock: TcpStream,
+    deadline: Stamp,
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.sock.timeouts(Some(left(self.deadline)?))?;
+        self.sock.read(buf)
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sock.timeouts(Some(left(self.deadline)?))?;
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
 }
 
 impl Target {
@@ -85,7 +111,10 @@ impl Target {
                 })?;
                 let tls =
                     ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
-                let sock = tcp(host, *port, deadline)?;
+                let sock = Timed {
+                    sock: tcp(host, *port, deadline)?,
+                    deadline,
+                };
                 Stream::Tls(Box::new(StreamOwned::new(tls, sock)))
             }
             Addr::Unix(path) => Stream::Unix(UnixStream::connect(path)?),
@@ -156,15 +185,17 @@ impl Conn {
         self.recv()
     }
 
-    /// Gives the socket the time left, for reads and writes alike (TLS reads while it writes).
-    fn arm(&self) -> io::Result<()> {
+    /// Gives the socket the time left, for reads and writes alike.
+    fn arm(&mut self) -> io::Result<()> {
         let left = Some(left(self.deadline)?);
-        let sock: &dyn Socket = match &self.stream {
-            Stream::Tcp(s) => s,
-            Stream::Unix(s) => s,
-            Stream::Tls(s) => &s.sock,
-        };
-        sock.timeouts(left)
+        match &mut self.stream {
+            Stream::Tcp(s) => s.timeouts(left),
+            Stream::Unix(s) => s.timeouts(left),
+            Stream::Tls(s) => {
+                s.sock.deadline = self.deadline;
+                Ok(())
+            }
+        }
     }
 
     /// Writes all of `bytes` before the deadline.

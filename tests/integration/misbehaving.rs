@@ -465,3 +465,24 @@ fn a_waiter_whose_subscription_is_flooded_stays_small_and_waits_its_time() {
     assert!(peak < MAX_RSS_KIB, "peak {peak} KiB");
     assert_eq!(out.stdout, "", "the command must not run\n{out}");
 }
+
+#[test]
+fn a_tls_handshake_dripped_a_byte_at_a_time_ends_by_the_deadline() {
+    // A TLS record header announcing 16 KiB of handshake, then a byte every 300 ms.
+    let url = dripping_server(b"\x16\x03\x03\x40\x00").replace("redis://", "rediss://");
+    let mut run = rlock()
+        .args([
+            "status",
+            "-k",
+            "job",
+            "-t",
+            TTL,
+            "--tls-insecure",
+            "-r",
+            &url,
+        ])
+        .spawn();
+    let (out, _) = finish_within(&mut run, GIVE_UP);
+    out.assert_code(69)
+        .assert_stderr_contains("no answer within 1s");
+}
