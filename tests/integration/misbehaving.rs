@@ -486,3 +486,16 @@ fn a_tls_handshake_dripped_a_byte_at_a_time_ends_by_the_deadline() {
     out.assert_code(69)
         .assert_stderr_contains("no answer within 1s");
 }
+
+#[test]
+fn a_sentinel_dripping_its_answer_is_given_up_on_by_the_deadline() {
+    let sentinel = dripping_server(b"*2\r\n$9\r\n127.0.0.1\r\n");
+    let url = sentinel.replace("redis://", "redis+sentinel://") + "/mymaster";
+    let mut run = rlock()
+        .args(["status", "-k", "job", "-t", TTL, "-r", &url])
+        .spawn();
+    let (out, _) = finish_within(&mut run, GIVE_UP);
+    out.assert_code(69)
+        .assert_stderr_contains("no answer within 1s");
+    assert_one_short_line(&out);
+}
