@@ -118,6 +118,10 @@ fn conclude(
 ) -> Result<u8> {
     let key = &settings.lock.key;
     let hold_until = settings.min_hold.map(|hold| started + hold);
+    let late = match lock.last_failure() {
+        Some(failure) => format!("no extension succeeded in time (last failure: {failure})"),
+        None => "no extension succeeded in time (Redis unreachable or too slow)".to_owned(),
+    };
     let why = match &outcome.stopped {
         None => {
             finish(lock, token, hold_until);
@@ -135,7 +139,7 @@ fn conclude(
                 ),
             ));
         }
-        Some(Stopped::Deadline) => "no extension succeeded in time (Redis unreachable or too slow)",
+        Some(Stopped::Deadline) => late.as_str(),
         Some(Stopped::Requested(why)) => why.as_str(),
     };
     release(lock, token);

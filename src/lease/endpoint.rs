@@ -1,7 +1,7 @@
 //! How to reach a node: the forms a Redis URL takes, TLS, Sentinel and Cluster redirections.
 //!
 //! To the lease protocol a node is one Redis server that answers scripts. How it is reached is
-//! this module's business, and every form ends in the same `redis::Connection`:
+//! this module's business, and every form ends in the same [`Conn`], rlock's own connection:
 //! - `redis://`, `rediss://` (TLS, verified against the system's roots or `--tls-ca`),
 //!   `redis+unix://` and `unix://`: one fixed address, parsed by the redis crate.
 //! - `redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`: the primary that a
@@ -17,13 +17,18 @@
 //! not stall an acquisition.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
 use redis::{
-    ClientTlsConfig, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError,
-    RedisResult, TlsCertificates,
+    ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError, RedisResult,
 };
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use super::conn::{Addr, Conn, Target};
 use crate::clock::Stamp;
 
 /// The default Sentinel port.
@@ -51,7 +56,12 @@ impl Tls {
 #[derive(Clone)]
 pub enum Endpoint {
     /// A fixed address.
-    Direct(redis::Client),
+    Direct {
+        /// The URL as the redis crate parsed it: the address, to spot one server listed twice.
+        info: ConnectionInfo,
+        /// How to connect.
+        target: Target,
+    },
     /// The primary a Sentinel names.
     Sentinel(Sentinel),
 }
@@ -60,12 +70,12 @@ pub enum Endpoint {
 #[derive(Clone)]
 pub struct Sentinel {
     /// The Sentinels, asked in order until one names the primary.
-    sentinels: Vec<redis::Client>,
+    sentinels: Vec<Target>,
     /// The monitored service's name.
     service: String,
     /// How to talk to the primary once found (credentials, database): a template whose address
     /// is replaced by the one Sentinel gives.
-    primary: ConnectionInfo,
+    primary: Target,
 }
 
 impl Endpoint {
@@ -91,30 +101,25 @@ impl Endpoint {
         let info = url
             .into_connection_info()
             .map_err(|e| invalid(e.to_string().replace(url, name)))?;
-        let mut info = tuned(info);
-        let client = match info.addr().clone() {
-            ConnectionAddr::TcpTls { host, port, .. } => {
-                if tls.insecure {
-                    info = info.set_addr(ConnectionAddr::TcpTls {
-                        host,
-                        port,
-                        insecure: true,
-                        tls_params: None,
-                    });
-                }
-                redis::Client::build_with_tls(info, certificates(tls)?)
-            }
-            _ => redis::Client::open(info),
+        let addr = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => Addr::Tcp(host.clone(), *port),
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure,
+                ..
+            } => Addr::Tls(host.clone(), *port, tls_config(tls, *insecure)?),
+            ConnectionAddr::Unix(path) => Addr::Unix(path.clone()),
+            _ => return Err(invalid("an address form rlock does not support".to_owned())),
         };
-        client
-            .map(Endpoint::Direct)
-            .map_err(|e| invalid(e.to_string()))
+        let target = target(&info, addr);
+        Ok(Endpoint::Direct { info, target })
     }
 
     /// The fixed address, to spot one server listed twice (`None` behind a Sentinel).
     pub fn addr(&self) -> Option<&ConnectionAddr> {
         match self {
-            Endpoint::Direct(client) => Some(client.get_connection_info().addr()),
+            Endpoint::Direct { info, .. } => Some(info.addr()),
             Endpoint::Sentinel(_) => None,
         }
     }
@@ -122,15 +127,15 @@ impl Endpoint {
     /// The password, to mask should a library message quote it.
     pub fn password(&self) -> Option<&str> {
         match self {
-            Endpoint::Direct(client) => client.get_connection_info().redis_settings().password(),
-            Endpoint::Sentinel(s) => s.primary.redis_settings().password(),
+            Endpoint::Direct { target, .. } => target.password.as_deref(),
+            Endpoint::Sentinel(s) => s.primary.password.as_deref(),
         }
     }
 
     /// Opens a connection before `deadline`.
-    pub fn connect(&self, deadline: Stamp) -> RedisResult<redis::Connection> {
+    pub fn connect(&self, deadline: Stamp) -> RedisResult<Conn> {
         match self {
-            Endpoint::Direct(client) => client.get_connection_with_timeout(left(deadline)?),
+            Endpoint::Direct { target, .. } => target.connect(deadline),
             Endpoint::Sentinel(sentinel) => sentinel.connect(deadline),
         }
     }
@@ -138,33 +143,45 @@ impl Endpoint {
     /// The same server settings (credentials, database, TLS) at `host:port`: where a cluster's
     /// `MOVED`/`ASK` reply sends us. `None` for a form that cannot be redirected.
     pub fn at(&self, host: &str, port: u16) -> Option<Endpoint> {
-        let Endpoint::Direct(client) = self else {
+        let Endpoint::Direct { info, target } = self else {
             return None;
         };
-        let info = client.get_connection_info().clone();
-        let addr = match info.addr().clone() {
-            ConnectionAddr::Tcp(..) => ConnectionAddr::Tcp(host.to_owned(), port),
-            ConnectionAddr::TcpTls {
-                insecure,
-                tls_params,
-                ..
-            } => ConnectionAddr::TcpTls {
-                host: host.to_owned(),
-                port,
-                insecure,
-                tls_params,
-            },
+        let (addr, to) = match (info.addr(), &target.addr) {
+            (ConnectionAddr::Tcp(..), _) => (
+                ConnectionAddr::Tcp(host.to_owned(), port),
+                Addr::Tcp(host.to_owned(), port),
+            ),
+            (
+                ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                },
+                Addr::Tls(_, _, config),
+            ) => (
+                ConnectionAddr::TcpTls {
+                    host: host.to_owned(),
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                Addr::Tls(host.to_owned(), port, Arc::clone(config)),
+            ),
             _ => return None,
         };
-        redis::Client::open(info.set_addr(addr))
-            .ok()
-            .map(Endpoint::Direct)
+        Some(Endpoint::Direct {
+            info: info.clone().set_addr(addr),
+            target: Target {
+                addr: to,
+                ..target.clone()
+            },
+        })
     }
 }
 
 impl Sentinel {
     /// Asks each Sentinel in turn for the primary, and connects to it once it confirms its role.
-    fn connect(&self, deadline: Stamp) -> RedisResult<redis::Connection> {
+    fn connect(&self, deadline: Stamp) -> RedisResult<Conn> {
         let mut failure = None;
         for sentinel in &self.sentinels {
             match self.primary_via(sentinel, deadline) {
@@ -176,13 +193,8 @@ impl Sentinel {
         Err(failure.unwrap_or_else(|| fail("no Sentinel given")))
     }
 
-    fn primary_via(
-        &self,
-        sentinel: &redis::Client,
-        deadline: Stamp,
-    ) -> RedisResult<redis::Connection> {
-        let mut conn = sentinel.get_connection_with_timeout(left(deadline)?)?;
-        bound(&conn, deadline)?;
+    fn primary_via(&self, sentinel: &Target, deadline: Stamp) -> RedisResult<Conn> {
+        let mut conn = sentinel.connect(deadline)?;
         let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
             .arg("GET-MASTER-ADDR-BY-NAME")
             .arg(&self.service)
@@ -193,13 +205,11 @@ impl Sentinel {
                 self.service
             )));
         };
-        let primary = redis::Client::open(
-            self.primary
-                .clone()
-                .set_addr(ConnectionAddr::Tcp(host.clone(), port)),
-        )?;
-        let mut conn = primary.get_connection_with_timeout(left(deadline)?)?;
-        bound(&conn, deadline)?;
+        let primary = Target {
+            addr: Addr::Tcp(host.clone(), port),
+            ..self.primary.clone()
+        };
+        let mut conn = primary.connect(deadline)?;
         let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut conn)?;
         match role.first() {
             Some(redis::Value::BulkString(r)) if r == b"master" => Ok(conn),
@@ -208,6 +218,17 @@ impl Sentinel {
                 self.service
             ))),
         }
+    }
+}
+
+/// What to connect to for `info`, at `addr`: its credentials and database.
+fn target(info: &ConnectionInfo, addr: Addr) -> Target {
+    let settings = info.redis_settings();
+    Target {
+        addr,
+        user: settings.username().map(str::to_owned),
+        password: settings.password().map(str::to_owned),
+        db: settings.db(),
     }
 }
 
@@ -238,10 +259,16 @@ fn parse_sentinel(rest: &str) -> Result<Sentinel, String> {
         let info = format!("redis://{with_port}")
             .into_connection_info()
             .map_err(|_| format!("bad Sentinel address '{host}'"))?;
-        sentinels.push(
-            redis::Client::open(tuned(info))
-                .map_err(|_| format!("bad Sentinel address '{host}'"))?,
-        );
+        let ConnectionAddr::Tcp(host, port) = info.addr().clone() else {
+            return Err(format!("bad Sentinel address '{host}'"));
+        };
+        // Sentinels are asked without credentials: those in the URL are the primary's.
+        sentinels.push(Target {
+            addr: Addr::Tcp(host, port),
+            user: None,
+            password: None,
+            db: 0,
+        });
     }
     // The primary's settings, parsed by the redis crate from an equivalent plain URL so that
     // percent-encoded credentials and the database number mean what they mean everywhere else.
@@ -252,58 +279,106 @@ fn parse_sentinel(rest: &str) -> Result<Sentinel, String> {
     Ok(Sentinel {
         sentinels,
         service: service.to_owned(),
-        primary: tuned(template),
+        primary: target(&template, Addr::Tcp("primary".to_owned(), 0)),
     })
 }
 
-/// rlock's connection settings: the handshake skips `CLIENT SETINFO` (two pipelined replies the
-/// library would wait a full timeout for each, on a server that accepts but does not answer), and
-/// `TCP_NODELAY` is on, since every request is a small message whose answer we wait for.
-fn tuned(info: ConnectionInfo) -> ConnectionInfo {
-    let settings = info.redis_settings().clone().set_skip_set_lib_name();
-    let tcp = info.tcp_settings().clone().set_nodelay(true);
-    info.set_redis_settings(settings).set_tcp_settings(tcp)
-}
-
-/// The certificates `tls` names, read now so that a missing file is a usage error.
-fn certificates(tls: &Tls) -> Result<TlsCertificates, String> {
+/// The TLS client configuration `tls` describes, its files read now so that a missing one is a
+/// usage error: trust `--tls-ca` or else the system's roots, present `--tls-cert`/`--tls-key` if
+/// given, and verify nothing if `insecure` (`--tls-insecure`, or the URL's `#insecure`).
+fn tls_config(tls: &Tls, insecure: bool) -> Result<Arc<ClientConfig>, String> {
     let read = |what: &str, path: &Path| {
         std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
     };
-    let client_tls = match &tls.client {
-        Some((cert, key)) => Some(ClientTlsConfig {
-            client_cert: read("--tls-cert", cert)?,
-            client_key: read("--tls-key", key)?,
-        }),
-        None => None,
+    let certs = |what: &str, path: &Path| {
+        let pem = read(what, path)?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{what} {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "{what} {}: no PEM certificate in it",
+                path.display()
+            ));
+        }
+        Ok(certs)
     };
-    let root_cert = tls
-        .ca
-        .as_deref()
-        .map(|ca| read("--tls-ca", ca))
-        .transpose()?;
-    Ok(TlsCertificates {
-        client_tls,
-        root_cert,
-    })
-}
-
-/// The time left before `deadline`, at least a millisecond (zero means "no timeout" to sockets).
-fn left(deadline: Stamp) -> RedisResult<Duration> {
-    let left = deadline.remaining();
-    if left.is_zero() {
-        return Err(RedisError::from(std::io::Error::from(
-            std::io::ErrorKind::TimedOut,
-        )));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?;
+    let mut roots = RootCertStore::empty();
+    if let Some(ca) = &tls.ca {
+        for cert in certs("--tls-ca", ca)? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("--tls-ca {}: {e}", ca.display()))?;
+        }
+    } else if !insecure && !tls.insecure {
+        // Unreadable entries are skipped: one bad file must not hide the others.
+        let found = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(found.certs);
     }
-    Ok(left.max(Duration::from_millis(1)))
+    let builder = builder.with_root_certificates(roots);
+    let mut config = match &tls.client {
+        Some((cert, key)) => {
+            let chain = certs("--tls-cert", cert)?;
+            let key = PrivateKeyDer::from_pem_slice(&read("--tls-key", key)?)
+                .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("--tls-cert and --tls-key: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    if insecure || tls.insecure {
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(AnyCertificate(
+                provider.signature_verification_algorithms,
+            )));
+    }
+    Ok(Arc::new(config))
 }
 
-/// Bounds `conn`'s reads and writes by `deadline`; a timeout error once it has passed.
-pub(super) fn bound(conn: &redis::Connection, deadline: Stamp) -> RedisResult<()> {
-    let left = left(deadline)?;
-    conn.set_read_timeout(Some(left))?;
-    conn.set_write_timeout(Some(left))
+/// The `--tls-insecure` verifier: any certificate, for any name, is accepted (signatures are
+/// still checked, so the handshake itself is sound).
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
 }
 
 fn fail(detail: impl Into<String>) -> RedisError {
@@ -321,13 +396,15 @@ mod tests {
         let addrs: Vec<String> = s
             .sentinels
             .iter()
-            .map(|c| c.get_connection_info().addr().to_string())
+            .map(|t| match &t.addr {
+                Addr::Tcp(host, port) => format!("{host}:{port}"),
+                other => panic!("{other:?}"),
+            })
             .collect();
         assert_eq!(addrs, ["10.0.0.1:5000", "10.0.0.2:26379"]);
-        let settings = s.primary.redis_settings();
-        assert_eq!(settings.username(), Some("alice"));
-        assert_eq!(settings.password(), Some("s@cret"));
-        assert_eq!(settings.db(), 3);
+        assert_eq!(s.primary.user.as_deref(), Some("alice"));
+        assert_eq!(s.primary.password.as_deref(), Some("s@cret"));
+        assert_eq!(s.primary.db, 3);
     }
 
     #[test]

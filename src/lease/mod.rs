@@ -7,9 +7,11 @@
 //! every node that may have granted it, including nodes that timed out (their grant may have
 //! landed); a failed extension deletes nothing, since someone may still rely on the lease.
 //!
-//! Layout: [`scripts`] holds the Lua, [`node`] one connection, [`quorum`] the arithmetic, and
-//! [`fence`] the fencing-token scheme and its argument.
+//! Layout: [`scripts`] holds the Lua, [`node`] one node and its requests, [`endpoint`] the ways to
+//! reach it, [`conn`] the socket and its deadlines, [`quorum`] the arithmetic, and [`fence`] the
+//! fencing-token scheme and its argument.
 
+pub mod conn;
 pub mod endpoint;
 pub mod fence;
 pub mod node;
@@ -156,6 +158,9 @@ pub struct Lock {
     nodes: Vec<Node>,
     ttl: Duration,
     timeout: Duration,
+    /// Why the last extension round that failed to reach enough nodes failed, for the message
+    /// that ends a lease no extension could keep.
+    last_failure: Option<String>,
 }
 
 impl Lock {
@@ -183,7 +188,13 @@ impl Lock {
             nodes,
             ttl,
             timeout,
+            last_failure: None,
         })
+    }
+
+    /// Why the last extension that reached too few nodes failed (each node's error), if one did.
+    pub fn last_failure(&self) -> Option<&str> {
+        self.last_failure.as_deref()
     }
 
     /// The lock's name.
@@ -323,7 +334,7 @@ impl Lock {
             Some(node.eval::<i64>(&scripts::EXTEND, &keys, &[token, &ttl_ms], deadline))
         });
         let (yes, no, failures) = tally(&self.nodes, replies);
-        match quorum::judge(self.nodes.len(), yes, no) {
+        let extension = match quorum::judge(self.nodes.len(), yes, no) {
             Verdict::Kept => match quorum::validity(ttl, clock::now().since(sent)) {
                 Some(_) => Extension::Kept {
                     deadline: sent + quorum::lifetime(ttl),
@@ -339,7 +350,11 @@ impl Lock {
                 self.nodes.len()
             )),
             Verdict::Unknown => Extension::Unknown(failures),
+        };
+        if let Extension::Unknown(why) = &extension {
+            self.last_failure = Some(why.clone());
         }
+        extension
     }
 
     /// Releases the lease `token` on every node (compare-and-delete).

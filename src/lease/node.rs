@@ -4,14 +4,18 @@
 //! answer (a paused server: the kernel still completes the TCP handshake), or answer late. So every
 //! request carries a deadline that bounds connect, write and read, and a connection that failed or
 //! timed out is dropped, never reused: its late reply would otherwise be read as the answer to the
-//! next request. Errors name the node by its redacted URL and never quote credentials.
+//! next request. A connection the server closed while idle (its `timeout`, `CLIENT KILL`, a load
+//! balancer) is reopened once within the same deadline, which is safe because every script is
+//! idempotent for its token. Errors name the node by its redacted URL, never quote credentials,
+//! say what a server's refusal means (a replica, out of memory), and are one line.
 
 use std::fmt;
 use std::time::Duration;
 
 use redis::{ErrorKind, FromRedisValue, RedisError, Script, ServerErrorKind};
 
-use super::endpoint::{self, Endpoint, Tls};
+use super::conn::Conn;
+use super::endpoint::{Endpoint, Tls};
 use crate::clock::Stamp;
 
 /// One Redis master of the lock.
@@ -27,7 +31,7 @@ pub struct Node {
     /// The configured per-request timeout, for messages ("no answer within 100ms").
     timeout: Duration,
     /// The open connection, if the last request left it in a known state.
-    conn: Option<redis::Connection>,
+    conn: Option<Conn>,
     /// The password in the URL, to mask should a library message quote it.
     password: Option<String>,
 }
@@ -45,6 +49,11 @@ pub enum NodeError {
     Denied(String),
     /// The server answered with an error.
     Server(String),
+    /// The server is in a state in which it refuses rlock's requests (a read-only replica, out
+    /// of memory, busy with a script, loading its data), said in words.
+    Refusing(String),
+    /// The server wants a password and the URL gives none.
+    NeedsPassword,
     /// The connection failed otherwise.
     Io(String),
 }
@@ -64,7 +73,11 @@ impl fmt::Display for NodeError {
                 "permission denied ({e}); the ACL user needs the rules in README.md, 'Connecting'"
             ),
             NodeError::Server(e) => write!(f, "answered with an error: {e}"),
-            NodeError::Io(e) => f.write_str(e),
+            NodeError::NeedsPassword => f.write_str(
+                "the server requires a password: give it in the URL (redis://:PASSWORD@host), \
+                 through RLOCK_REDIS or --redis-file so that ps does not show it",
+            ),
+            NodeError::Refusing(e) | NodeError::Io(e) => f.write_str(e),
         }
     }
 }
@@ -129,7 +142,7 @@ impl Node {
     fn request<T>(
         &mut self,
         deadline: Stamp,
-        op: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+        op: impl Fn(&mut Conn) -> redis::RedisResult<T>,
     ) -> Result<T, NodeError> {
         for _ in 0..=MAX_REDIRECTS {
             let (to, ask) = match self.try_request(deadline, &op) {
@@ -163,7 +176,7 @@ impl Node {
         &self,
         target: &Endpoint,
         deadline: Stamp,
-        op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+        op: &impl Fn(&mut Conn) -> redis::RedisResult<T>,
     ) -> Result<T, NodeError> {
         let mut conn = target.connect(deadline).map_err(|e| self.failure(&e))?;
         let mut ask = || {
@@ -183,7 +196,7 @@ impl Node {
     fn try_request<T>(
         &mut self,
         deadline: Stamp,
-        op: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+        op: &impl Fn(&mut Conn) -> redis::RedisResult<T>,
     ) -> Try<T> {
         if self.conn.is_none() {
             let endpoint = self.route.as_ref().unwrap_or(&self.endpoint);
@@ -194,10 +207,10 @@ impl Node {
         }
         let conn = self.conn.as_mut().expect("connected above");
         let mut result = timed(conn, deadline, op);
-        while result.as_ref().is_err_and(interrupted) && !deadline.remaining().is_zero() {
-            // A signal (our guardian's SIGCHLD, a stop and continue) cut the read short: the
-            // reply may be half read, so ask again on a fresh connection. Every script is
-            // idempotent for its token, so a request that already ran does no harm twice.
+        if result.as_ref().is_err_and(dropped) && !deadline.remaining().is_zero() {
+            // The server closed a connection it found idle (its `timeout`, `CLIENT KILL`, a load
+            // balancer): ask once more on a fresh one. Every script is idempotent for its token,
+            // so a request that did run before the connection dropped does no harm twice.
             let endpoint = self.route.as_ref().unwrap_or(&self.endpoint);
             result = endpoint.connect(deadline).and_then(|fresh| {
                 *conn = fresh;
@@ -237,6 +250,7 @@ impl Node {
     /// mistakes, a hint.
     fn failure(&self, e: &RedisError) -> NodeError {
         match classify(e, self.timeout, self.password.as_deref()) {
+            NodeError::Auth if self.password.is_none() => NodeError::NeedsPassword,
             NodeError::Io(text) => {
                 let hint = if text.contains("invalid peer certificate") {
                     " (the server's certificate is not trusted: give its CA with --tls-ca)"
@@ -247,8 +261,10 @@ impl Node {
                 } else {
                     ""
                 };
-                NodeError::Io(text + hint)
+                NodeError::Io(one_line(&(text + hint)))
             }
+            NodeError::Server(text) => NodeError::Server(one_line(&text)),
+            NodeError::Denied(text) => NodeError::Denied(one_line(&text)),
             other => other,
         }
     }
@@ -267,20 +283,19 @@ enum Try<T> {
     Redirected { to: String, ask: bool },
 }
 
-/// Runs `op` on `conn` with its socket timeouts ending at `deadline`.
+/// Runs `op` on `conn`, all of it ending by `deadline`.
 fn timed<T>(
-    conn: &mut redis::Connection,
+    conn: &mut Conn,
     deadline: Stamp,
-    op: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+    op: impl FnOnce(&mut Conn) -> redis::RedisResult<T>,
 ) -> redis::RedisResult<T> {
-    endpoint::bound(conn, deadline)?;
+    conn.set_deadline(deadline);
     op(conn)
 }
 
-/// Whether `e` is a read or write that a signal interrupted (`EINTR`).
-fn interrupted(e: &RedisError) -> bool {
-    // The redis crate keeps the `io::Error` to itself; its text is all we can see.
-    e.is_io_error() && e.to_string().contains("(os error 4)")
+/// Whether `e` says the connection was closed under us: end of file, reset, broken pipe.
+fn dropped(e: &RedisError) -> bool {
+    e.is_connection_dropped() && !e.is_connection_refusal()
 }
 
 /// Turns a client error into what the user needs to know, with `secret` masked.
@@ -295,17 +310,53 @@ fn classify(e: &RedisError, timeout: Duration, secret: Option<&str>) -> NodeErro
         NodeError::Refused
     } else if e.kind() == ErrorKind::AuthenticationFailed
         || e.code().is_some_and(|c| c == "NOAUTH" || c == "WRONGPASS")
+        // Redis refuses a long command from a client that has not authenticated with this
+        // (and closes the connection) before it would say NOAUTH.
+        || e.to_string().contains("Protocol error: unauthenticated")
     {
         NodeError::Auth
     } else if e.kind() == ErrorKind::Server(ServerErrorKind::NoPerm)
         || e.to_string().contains("NOPERM")
     {
         NodeError::Denied(scrub(e.to_string()))
+    } else if let Some(meaning) = e.code().and_then(refusal) {
+        NodeError::Refusing(meaning.to_owned())
     } else if matches!(e.kind(), ErrorKind::Server(_)) {
         NodeError::Server(scrub(e.to_string()))
     } else {
         NodeError::Io(scrub(e.to_string()))
     }
+}
+
+/// What an error code says about the server's state, for the codes that mean "not now" or "not
+/// here" rather than a bug.
+fn refusal(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "READONLY" => "node is a read-only replica (READONLY): give rlock the primary",
+        "OOM" => "out of memory (OOM): the server reached its maxmemory and refuses writes",
+        "BUSY" => "the server is busy running a script (BUSY)",
+        "LOADING" => "the server is loading its data into memory (LOADING)",
+        "MASTERDOWN" => "the replica lost its link to its primary (MASTERDOWN)",
+        "MISCONF" => "the server refuses writes after a failed snapshot (MISCONF)",
+        _ => return None,
+    })
+}
+
+/// The most characters of a server's or library's text that a message quotes.
+const MAX_QUOTE: usize = 300;
+
+/// `text` as one line of at most [`MAX_QUOTE`] characters: whatever a server sends ends up in
+/// rlock's one-line diagnostics.
+fn one_line(text: &str) -> String {
+    let mut line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_QUOTE)
+        .collect();
+    if text.chars().nth(MAX_QUOTE).is_some() {
+        line.push('…');
+    }
+    line
 }
 
 /// Runs `op` on every node at once and returns the results in node order.
@@ -397,6 +448,22 @@ mod tests {
             redact("redis+sentinel://:pw@a:1,b:2/svc"),
             "redis+sentinel://:***@a:1,b:2/svc"
         );
+    }
+
+    #[test]
+    fn quoted_text_is_one_line_and_capped() {
+        assert_eq!(one_line("a\r\nb\tc"), "a  b c");
+        let long = one_line(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), MAX_QUOTE + 1);
+        assert!(long.ends_with('…'));
+        assert_eq!(one_line(&"é".repeat(MAX_QUOTE)), "é".repeat(MAX_QUOTE));
+    }
+
+    #[test]
+    fn refusals_are_said_in_words() {
+        assert!(refusal("READONLY").unwrap().contains("read-only replica"));
+        assert!(refusal("OOM").unwrap().contains("out of memory"));
+        assert_eq!(refusal("ERR"), None);
     }
 
     #[test]

@@ -92,15 +92,17 @@ fn listen(
     ready: &mut Option<mpsc::Sender<()>>,
 ) -> redis::RedisResult<()> {
     let mut conn = endpoint.connect(clock::now() + timeout)?;
-    let mut pubsub = conn.as_pubsub();
-    pubsub.set_read_timeout(Some(timeout))?;
-    pubsub.subscribe(channel)?;
+    conn.set_deadline(clock::now() + timeout);
+    redis::cmd("SUBSCRIBE")
+        .arg(channel)
+        .query::<redis::Value>(&mut conn)?;
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }
-    pubsub.set_read_timeout(Some(POLL))?;
     while !stop.load(Ordering::Relaxed) {
-        match pubsub.get_message() {
+        // Each wait is bounded, and a message is bounded in size like any reply; a half-read
+        // message stays buffered for the next wait.
+        match conn.recv_until(clock::now() + POLL) {
             Ok(_) => on_release(),
             Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e),
