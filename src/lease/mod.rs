@@ -494,7 +494,16 @@ impl Lock {
             .map(|(i, e)| format!("{}: {e}", self.nodes[*i].name()))
             .collect::<Vec<_>>()
             .join("; ");
-        if self.nodes.len() == 1 {
+        let answered_no = |e: &NodeError| {
+            !matches!(
+                e,
+                NodeError::TimedOut(_) | NodeError::Refused | NodeError::Io(_)
+            )
+        };
+        if self.nodes.len() == 1 && failures.iter().all(|(_, e)| answered_no(e)) {
+            // It answered, so "cannot reach" would send the reader to the network for nothing.
+            format!("Redis refused lock '{}': {list}", self.key)
+        } else if self.nodes.len() == 1 {
             format!("cannot reach Redis for lock '{}': {list}", self.key)
         } else {
             format!(

@@ -304,6 +304,7 @@ fn a_read_only_replica_exits_69_saying_so() {
         .args(["run", "-k", "job", "-r", &redis.url(), "--", "echo", "ran"])
         .output();
     out.assert_code(69)
+        .assert_stderr_contains("rlock: Redis refused lock 'job': ")
         .assert_stderr_contains("read-only replica");
     assert_one_short_line(&out);
     assert_eq!(out.stdout, "", "the command must not run\n{out}");
