@@ -22,6 +22,8 @@ pub struct Report<'a> {
     pub findings: &'a Findings,
     /// Lock keys found after the TTLs had passed, and stray processes.
     pub left_behind: (usize, usize),
+    /// Whether the rlock-process faults ran (`FAULTS_RLOCK`).
+    pub rlock_faults: bool,
 }
 
 impl Report<'_> {
@@ -31,6 +33,7 @@ impl Report<'_> {
         rows.extend(self.fault_rows());
         rows.extend(self.outcome_rows());
         rows.push(self.stop_row());
+        rows.extend(self.rlock_rows());
         rows.push((
             "left behind".to_owned(),
             format!(
@@ -179,6 +182,61 @@ impl Report<'_> {
                 outside_late
             ),
         )
+    }
+}
+
+impl Report<'_> {
+    /// The kills' and the blocked-stderr runs' rows.
+    fn rlock_rows(&self) -> Vec<(String, String)> {
+        if !self.rlock_faults {
+            let off = "not injected (FAULTS_RLOCK=0)".to_owned();
+            return vec![
+                ("kill -9 rlock".to_owned(), off.clone()),
+                ("rlock's stderr blocked".to_owned(), off),
+            ];
+        }
+        let kills = &self.findings.kills;
+        let within: Vec<_> = kills.iter().filter(|k| k.outside.is_none()).collect();
+        let latency = kills.iter().filter_map(|k| k.latency_ms).reduce(f64::max);
+        let late =
+            |ks: &[&crate::checker::KillCheck]| ks.iter().filter(|k| k.outlived_lease).count();
+        let outside: Vec<_> = kills.iter().filter(|k| k.outside.is_some()).collect();
+        let b = &self.findings.blocked;
+        vec![
+            (
+                "kill -9 rlock".to_owned(),
+                format!(
+                    "{} kills of an rlock whose command ran ({} processes in their groups): max \
+                     kill→group-dead latency {}; {} within rlock's assumptions: min margin to the \
+                     lease's end {} ({} not proven by the samples), to the next holder's start \
+                     {}, {} left a process alive past the lease's end; {} outside them (a node \
+                     lost the lock early), {} of which left one",
+                    kills.len(),
+                    kills.iter().map(|k| k.members).sum::<usize>(),
+                    ms(latency),
+                    within.len(),
+                    ms(minimum(within.iter().filter_map(|k| k.margin_ms))),
+                    within.iter().filter(|k| k.margin_ms.is_none()).count(),
+                    ms(minimum(within.iter().filter_map(|k| k.before_next_ms))),
+                    late(&within),
+                    outside.len(),
+                    late(&outside),
+                ),
+            ),
+            (
+                "rlock's stderr blocked".to_owned(),
+                format!(
+                    "{} runs with -v and a full stderr pipe nobody read, {} of them killed by the \
+                     nemesis: {} of {} completed normally (as runs exit, within wait + critical \
+                     section + 2 × TTL + 2 s); runs with a normal stderr that did not: {}",
+                    b.runs,
+                    b.killed,
+                    b.completed,
+                    b.runs - b.killed,
+                    b.control_failures
+                ),
+            ),
+        ]
     }
 }
 
