@@ -186,7 +186,7 @@ pub fn check(runs: &[Acquisition], inputs: &Inputs<'_>) -> Findings {
     findings.kills = inputs
         .kills
         .iter()
-        .filter_map(|k| check_kill(k, runs, samples, node_events))
+        .filter_map(|k| check_kill(k, runs, samples, node_events, inputs.ttl))
         .collect();
     findings.blocked = check_blocked(runs, inputs.ttl, inputs.wait);
     findings
@@ -198,6 +198,7 @@ fn check_kill(
     runs: &[Acquisition],
     samples: &Samples,
     events: &[NodeEvent],
+    ttl: Duration,
 ) -> Option<KillCheck> {
     let r = runs.iter().find(|r| r.id == kill.id)?;
     let grant = r.grant.as_ref()?;
@@ -212,7 +213,14 @@ fn check_kill(
         margin_ms,
         outlived_lease: kill.dead_by.is_none() || margin_ms.is_some_and(|m| m <= 0.0),
         before_next_ms: next_start(r, runs).map(|s| clock::ms_between(s, dead_by)),
-        outside: lost_early(r, dead_by, events).then_some("a node lost the lock early"),
+        // From a TTL before the command's start (the grant's round may take that long), not
+        // from the spawn: a crash while the run still waited cannot touch its lease.
+        outside: lost_early(
+            grant.start.saturating_sub(clock::nanos(ttl)),
+            dead_by,
+            events,
+        )
+        .then_some("a node lost the lock early"),
     })
 }
 
@@ -396,7 +404,7 @@ fn max_overlap(runs: &[Acquisition], phase: Phase, resource: Resource) -> usize 
 fn stop(r: &Acquisition, runs: &[Acquisition], samples: &Samples, events: &[NodeEvent]) -> Stop {
     let grant = r.grant.as_ref().expect("a lost lease was granted");
     let dead_by = r.dead_by();
-    let early = lost_early(r, dead_by, events);
+    let early = lost_early(r.spawned, dead_by, events);
     let outside = if r.paused {
         Some("rlock was paused")
     } else if r.clock != ClientClock::Honest {
@@ -415,15 +423,15 @@ fn stop(r: &Acquisition, runs: &[Acquisition], samples: &Samples, events: &[Node
     }
 }
 
-/// Whether a node lost the lock early (crashed, or its clock jumped forward) between `r`'s spawn
-/// and `until`.
-fn lost_early(r: &Acquisition, until: Nanos, events: &[NodeEvent]) -> bool {
+/// Whether a node lost the lock early (crashed, or its clock jumped forward) between `from` and
+/// `until`.
+fn lost_early(from: Nanos, until: Nanos, events: &[NodeEvent]) -> bool {
     events.iter().any(|e| {
         let (at, ends_early) = match *e {
             NodeEvent::Crash { at, .. } => (at, true),
             NodeEvent::ClockJump { at, by_ms, .. } => (at, by_ms > 0),
         };
-        ends_early && (r.spawned..=until).contains(&at)
+        ends_early && (from..=until).contains(&at)
     })
 }
 

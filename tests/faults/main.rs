@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::monitor::Monitor;
-use crate::nemesis::{Nemesis, Targets};
+use crate::nemesis::{Fault, Nemesis, Targets};
 use crate::nodes::Node;
 use crate::proxy::Proxy;
 use crate::report::Report;
@@ -61,8 +61,8 @@ struct Config {
     pace: f64,
     /// How to replay this run, for the report.
     command: String,
-    /// Kill rlock with `SIGKILL` and block its stderr (`FAULTS_RLOCK=0` turns them off).
-    rlock_faults: bool,
+    /// The faults of the rlock process itself that the third nemesis thread deals (`FAULTS_RLOCK`).
+    rlock_faults: Vec<Fault>,
 }
 
 impl Config {
@@ -110,9 +110,16 @@ impl Config {
     }
 }
 
-/// `FAULTS_RLOCK=0` leaves out the faults of the rlock process itself (kill -9, blocked stderr).
-fn rlock_faults() -> bool {
-    std::env::var("FAULTS_RLOCK").map_or(true, |v| v != "0")
+/// The faults of the rlock process itself: both (the default, or `FAULTS_RLOCK=1`), none
+/// (`FAULTS_RLOCK=0`), or one of them (`FAULTS_RLOCK=kill` or `FAULTS_RLOCK=stderr`).
+fn rlock_faults() -> Vec<Fault> {
+    match std::env::var("FAULTS_RLOCK").unwrap_or_default().as_str() {
+        "" | "1" => vec![Fault::KillRlock, Fault::StderrBlocked],
+        "0" => vec![],
+        "kill" => vec![Fault::KillRlock],
+        "stderr" => vec![Fault::StderrBlocked],
+        other => panic!("FAULTS_RLOCK={other}: use 0, 1, kill or stderr"),
+    }
 }
 
 /// The rlock under test: this build's, or `FAULTS_RLOCK_BIN` (another build, to compare).
@@ -183,7 +190,7 @@ fn run(config: &Config) {
             ttl: TTL,
             faketime: faketime.is_some(),
             pace: config.pace,
-            rlock_faults: config.rlock_faults,
+            rlock_faults: config.rlock_faults.clone(),
         },
         config.seed,
     );
@@ -230,7 +237,7 @@ fn run(config: &Config) {
         runs: &runs,
         findings: &findings,
         left_behind: (keys_left.len(), strays.len()),
-        rlock_faults: config.rlock_faults,
+        rlock_faults: &config.rlock_faults,
     };
     println!("{}", report.table());
     println!("{}", details(&findings, &runs));

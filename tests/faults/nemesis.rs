@@ -67,7 +67,6 @@ impl Fault {
         Fault::ClientClockSlow,
         Fault::ClientClockFast,
     ];
-    const RLOCK: [Fault; 2] = [Fault::KillRlock, Fault::StderrBlocked];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -138,8 +137,8 @@ pub struct Targets {
     pub faketime: bool,
     /// Scales node-fault durations and the gaps between faults (short runs use less than 1).
     pub pace: f64,
-    /// Whether to run the rlock-process faults (kill -9, blocked stderr).
-    pub rlock_faults: bool,
+    /// The rlock-process faults to deal (kill -9, blocked stderr): a third thread if any.
+    pub rlock_faults: Vec<Fault>,
 }
 
 /// The running nemesis.
@@ -154,9 +153,9 @@ impl Nemesis {
     pub fn start(targets: Targets, seed: u64) -> Nemesis {
         let (stop, log) = (Arc::new(AtomicBool::new(false)), Arc::default());
         let targets = Arc::new(targets);
-        let mut decks = vec![(Fault::NODE.as_slice(), 1), (Fault::CLIENT.as_slice(), 2)];
-        if targets.rlock_faults {
-            decks.push((Fault::RLOCK.as_slice(), 3));
+        let mut decks = vec![(Fault::NODE.to_vec(), 1), (Fault::CLIENT.to_vec(), 2)];
+        if !targets.rlock_faults.is_empty() {
+            decks.push((targets.rlock_faults.clone(), 3));
         }
         let threads = decks
             .into_iter()
@@ -169,7 +168,7 @@ impl Nemesis {
                 };
                 thread::Builder::new()
                     .name(format!("nemesis-{stream}"))
-                    .spawn(move || worker.run(kinds))
+                    .spawn(move || worker.run(&kinds))
                     .expect("spawn a nemesis thread")
             })
             .collect();
