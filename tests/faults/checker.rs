@@ -214,10 +214,12 @@ fn check_kill(
         outlived_lease: kill.dead_by.is_none() || margin_ms.is_some_and(|m| m <= 0.0),
         before_next_ms: next_start(r, runs).map(|s| clock::ms_between(s, dead_by)),
         // From a TTL before the command's start (the grant's round may take that long), not
-        // from the spawn: a crash while the run still waited cannot touch its lease.
+        // from the spawn: a crash while the run still waited cannot touch its lease. Up to the
+        // group's death or the lease's end without early losses, whichever came first: a crash
+        // after the lease had run out cannot excuse a process that outlived it.
         outside: lost_early(
             grant.start.saturating_sub(clock::nanos(ttl)),
-            dead_by,
+            lease_end(&grant.token, samples, &[]).map_or(dead_by, |e| e.min(dead_by)),
             events,
         )
         .then_some("a node lost the lock early"),
