@@ -310,7 +310,7 @@ impl Clients {
             .arg(&record);
         let spawned = clock::now();
         let child = cmd.spawn().expect("spawn rlock");
-        drop(cmd); // rlock holds the pipe's write end now, the harness none
+        drop(cmd); // its copies of the stderr handles, which only rlock needs now
         let mut run = Run {
             child,
             id,
