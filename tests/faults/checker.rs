@@ -18,12 +18,22 @@
 //!    Within them, the hard check is the one a later holder would feel: the command was dead
 //!    before the next holder's critical section began.
 //! 4. Overlap: the most critical sections of one lock observed alive at once.
+//! 5. No descendant of a dead rlock runs after its lease's end: for every rlock the nemesis
+//!    killed with `SIGKILL`, the first moment its command's process group was seen empty (an
+//!    upper bound of the last member's death) must come before the lease's end on the servers
+//!    (the same lower bound as in 3: the lease is not released by anyone, it expires). Within
+//!    the same assumptions as 3 (the nemesis kills only unpaused rlocks with honest clocks; a node
+//!    that lost the lock early puts a kill outside them).
+//! 6. Blocked stderr costs nothing: every rlock run with `-v` and a full stderr pipe that was not
+//!    killed exits as runs do (the command's status, or one of rlock's outcomes, never a signal)
+//!    and within the time its wait, its critical section and its lease allow.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use crate::clock::{self, Nanos};
 use crate::monitor::Samples;
-use crate::nemesis::NodeEvent;
+use crate::nemesis::{Kill, NodeEvent};
 use crate::workload::{Acquisition, ClientClock, Phase, Resource};
 
 /// Lost updates of one resource in one phase.
@@ -45,6 +55,40 @@ pub struct Stop {
     pub outside: Option<&'static str>,
 }
 
+/// One rlock killed by the nemesis, measured.
+#[derive(Debug, Clone)]
+pub struct KillCheck {
+    pub id: u64,
+    /// The group's processes at the kill.
+    pub members: usize,
+    /// From `SIGKILL` to the group seen empty, in ms (`None`: still alive when the watch ended).
+    pub latency_ms: Option<f64>,
+    /// Lower bound of the lease's end minus upper bound of the group's death, in ms (`None`: the
+    /// monitor never saw the lease on a majority).
+    pub margin_ms: Option<f64>,
+    /// A member may have been alive at the lease's end: the margin is not positive, or the group
+    /// never died.
+    pub outlived_lease: bool,
+    /// The next holder's start minus the group's death, in ms.
+    pub before_next_ms: Option<f64>,
+    /// Why rlock's promise did not apply, if it did not.
+    pub outside: Option<&'static str>,
+}
+
+/// The runs whose rlock had a blocked stderr.
+#[derive(Debug, Default, Clone)]
+pub struct Blocked {
+    pub runs: usize,
+    /// Of them, killed by the nemesis (not expected to complete).
+    pub killed: usize,
+    /// Of the others, those that exited normally and in time.
+    pub completed: usize,
+    /// What went wrong with the others, one line each.
+    pub failures: Vec<String>,
+    /// Runs with a normal stderr that the same rules would fail: the control group.
+    pub control_failures: usize,
+}
+
 /// Everything the checkers found.
 #[derive(Debug, Default)]
 pub struct Findings {
@@ -57,6 +101,8 @@ pub struct Findings {
     /// been *written* yet, only read (see `resource.py`).
     pub caught_by_read: usize,
     pub stops: Vec<Stop>,
+    pub kills: Vec<KillCheck>,
+    pub blocked: Blocked,
 }
 
 impl Findings {
@@ -67,15 +113,36 @@ impl Findings {
             .filter(|s| s.outside.is_none() && s.before_next_ms.is_some_and(|m| m <= 0.0))
             .collect()
     }
+
+    /// Kills within rlock's assumptions after which a process of the command's group may have
+    /// been alive at the lease's end.
+    pub fn late_kills(&self) -> Vec<&KillCheck> {
+        self.kills
+            .iter()
+            .filter(|k| k.outside.is_none() && k.outlived_lease)
+            .collect()
+    }
+}
+
+/// What the checkers read besides the runs.
+pub struct Inputs<'a> {
+    pub final_sets: &'a HashMap<(Phase, Resource), Vec<u64>>,
+    pub samples: &'a Samples,
+    pub node_events: &'a [NodeEvent],
+    pub kills: &'a [Kill],
+    /// The clients' `--ttl` and `--wait`.
+    pub ttl: Duration,
+    pub wait: Duration,
 }
 
 /// Runs every checker.
-pub fn check(
-    runs: &[Acquisition],
-    final_sets: &HashMap<(Phase, Resource), Vec<u64>>,
-    samples: &Samples,
-    node_events: &[NodeEvent],
-) -> Findings {
+pub fn check(runs: &[Acquisition], inputs: &Inputs<'_>) -> Findings {
+    let Inputs {
+        final_sets,
+        samples,
+        node_events,
+        ..
+    } = *inputs;
     let mut findings = Findings::default();
     for (&(phase, resource), set) in final_sets {
         let in_set: HashSet<u64> = set.iter().copied().collect();
@@ -116,7 +183,97 @@ pub fn check(
         .filter(|r| r.lease_lost())
         .map(|r| stop(r, runs, samples, node_events))
         .collect();
+    findings.kills = inputs
+        .kills
+        .iter()
+        .filter_map(|k| check_kill(k, runs, samples, node_events, inputs.ttl))
+        .collect();
+    findings.blocked = check_blocked(runs, inputs.ttl, inputs.wait);
     findings
+}
+
+/// Measures one killed rlock: how fast its group died, and whether before the lease's end.
+fn check_kill(
+    kill: &Kill,
+    runs: &[Acquisition],
+    samples: &Samples,
+    events: &[NodeEvent],
+    ttl: Duration,
+) -> Option<KillCheck> {
+    let r = runs.iter().find(|r| r.id == kill.id)?;
+    let grant = r.grant.as_ref()?;
+    // Never died: the last time it was seen alive is all there is.
+    let dead_by = kill.dead_by.unwrap_or(kill.last_alive);
+    let end = lease_end(&grant.token, samples, events);
+    let margin_ms = end.map(|end| clock::ms_between(end, dead_by));
+    Some(KillCheck {
+        id: kill.id,
+        members: kill.members,
+        latency_ms: kill.dead_by.map(|d| clock::ms_between(d, kill.at)),
+        margin_ms,
+        outlived_lease: kill.dead_by.is_none() || margin_ms.is_some_and(|m| m <= 0.0),
+        before_next_ms: next_start(r, runs).map(|s| clock::ms_between(s, dead_by)),
+        // From a TTL before the command's start (the grant's round may take that long), not
+        // from the spawn: a crash while the run still waited cannot touch its lease. Up to the
+        // group's death or the lease's end without early losses, whichever came first: a crash
+        // after the lease had run out cannot excuse a process that outlived it.
+        outside: lost_early(
+            grant.start.saturating_sub(clock::nanos(ttl)),
+            lease_end(&grant.token, samples, &[]).map_or(dead_by, |e| e.min(dead_by)),
+            events,
+        )
+        .then_some("a node lost the lock early"),
+    })
+}
+
+/// Checks that the runs with a blocked stderr ended as runs do, and in time.
+fn check_blocked(runs: &[Acquisition], ttl: Duration, wait: Duration) -> Blocked {
+    let mut blocked = Blocked::default();
+    for r in runs {
+        let problem = r
+            .killed
+            .is_none()
+            .then(|| abnormal_end(r, ttl, wait))
+            .flatten();
+        if !r.stderr_blocked {
+            blocked.control_failures += usize::from(problem.is_some());
+            continue;
+        }
+        blocked.runs += 1;
+        if r.killed.is_some() {
+            blocked.killed += 1;
+            continue;
+        }
+        match problem {
+            None => blocked.completed += 1,
+            Some(why) => blocked.failures.push(format!("run {}: {why}", r.id)),
+        }
+    }
+    blocked
+}
+
+/// Why run `r` did not end as an rlock run should, if it did not: rlock killed by a signal or by
+/// the harness, an exit status that is neither the command's (0 or 3) nor one of rlock's outcomes
+/// (69, 75, 124, and 143 for the harness's `SIGTERM` to a waiter at the phase's end), or later
+/// than its wait, its critical section and twice the TTL allow, with 2 s for a loaded machine
+/// (doubled for a slow client clock, which stretches rlock's waits; plus the longest pause).
+fn abnormal_end(r: &Acquisition, ttl: Duration, wait: Duration) -> Option<String> {
+    if r.harness_killed {
+        return Some("killed by the harness after hanging".to_owned());
+    }
+    let Some(code) = r.code else {
+        return Some("rlock died of a signal".to_owned());
+    };
+    if ![0, 3, 69, 75, 124, 143].contains(&code) {
+        return Some(format!("exit status {code}"));
+    }
+    let stretch = if r.clock == ClientClock::Slow { 2 } else { 1 };
+    let mut allowed = (wait + ttl * 2) * stretch + r.sleep + Duration::from_secs(2);
+    if r.paused {
+        allowed += ttl * 2;
+    }
+    let took = Duration::from_nanos(r.exited - r.spawned);
+    (took > allowed).then(|| format!("took {took:.1?}, more than {allowed:.1?}"))
 }
 
 /// Checks fence uniqueness, grant order and accepted-write order for one lock.
@@ -249,13 +406,7 @@ fn max_overlap(runs: &[Acquisition], phase: Phase, resource: Resource) -> usize 
 fn stop(r: &Acquisition, runs: &[Acquisition], samples: &Samples, events: &[NodeEvent]) -> Stop {
     let grant = r.grant.as_ref().expect("a lost lease was granted");
     let dead_by = r.dead_by();
-    let early = events.iter().any(|e| {
-        let (at, ends_early) = match *e {
-            NodeEvent::Crash { at, .. } => (at, true),
-            NodeEvent::ClockJump { at, by_ms, .. } => (at, by_ms > 0),
-        };
-        ends_early && (r.spawned..=dead_by).contains(&at)
-    });
+    let early = lost_early(r.spawned, dead_by, events);
     let outside = if r.paused {
         Some("rlock was paused")
     } else if r.clock != ClientClock::Honest {
@@ -265,20 +416,36 @@ fn stop(r: &Acquisition, runs: &[Acquisition], samples: &Samples, events: &[Node
     } else {
         None
     };
-    let next_start = runs
-        .iter()
-        .filter(|o| o.resource == r.resource)
-        .filter_map(|o| o.grant.as_ref())
-        .filter(|g| g.fence > grant.fence)
-        .map(|g| g.start)
-        .min();
     Stop {
         id: r.id,
         margin_ms: lease_end(&grant.token, samples, events)
             .map(|end| clock::ms_between(end, dead_by)),
-        before_next_ms: next_start.map(|s| clock::ms_between(s, dead_by)),
+        before_next_ms: next_start(r, runs).map(|s| clock::ms_between(s, dead_by)),
         outside,
     }
+}
+
+/// Whether a node lost the lock early (crashed, or its clock jumped forward) between `from` and
+/// `until`.
+fn lost_early(from: Nanos, until: Nanos, events: &[NodeEvent]) -> bool {
+    events.iter().any(|e| {
+        let (at, ends_early) = match *e {
+            NodeEvent::Crash { at, .. } => (at, true),
+            NodeEvent::ClockJump { at, by_ms, .. } => (at, by_ms > 0),
+        };
+        ends_early && (from..=until).contains(&at)
+    })
+}
+
+/// When the critical section of the next grant of `r`'s lock (a higher fence) started.
+fn next_start(r: &Acquisition, runs: &[Acquisition]) -> Option<Nanos> {
+    let fence = r.grant.as_ref()?.fence;
+    runs.iter()
+        .filter(|o| o.resource == r.resource)
+        .filter_map(|o| o.grant.as_ref())
+        .filter(|g| g.fence > fence)
+        .map(|g| g.start)
+        .min()
 }
 
 /// A lower bound for when fewer than a majority of nodes held `token`, or `None` if the monitor

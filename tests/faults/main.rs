@@ -24,6 +24,7 @@ mod clock;
 mod monitor;
 mod nemesis;
 mod nodes;
+mod procs;
 mod proxy;
 mod report;
 mod rng;
@@ -36,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::monitor::Monitor;
-use crate::nemesis::{Nemesis, Targets};
+use crate::nemesis::{Fault, Nemesis, Targets};
 use crate::nodes::Node;
 use crate::proxy::Proxy;
 use crate::report::Report;
@@ -60,6 +61,8 @@ struct Config {
     pace: f64,
     /// How to replay this run, for the report.
     command: String,
+    /// The faults of the rlock process itself that the third nemesis thread deals (`FAULTS_RLOCK`).
+    rlock_faults: Vec<Fault>,
 }
 
 impl Config {
@@ -73,6 +76,7 @@ impl Config {
             faults: Duration::from_secs(22),
             pace: 0.6,
             command: "cargo test --test faults".to_owned(),
+            rlock_faults: rlock_faults(),
         }
     }
 
@@ -101,8 +105,28 @@ impl Config {
                 || format!("FAULTS_SEED={seed} cargo test --release --test faults -- --ignored"),
                 |c| format!("{c} --seed {seed}"),
             ),
+            rlock_faults: rlock_faults(),
         }
     }
+}
+
+/// The faults of the rlock process itself: both (the default, or `FAULTS_RLOCK=1`), none
+/// (`FAULTS_RLOCK=0`), or one of them (`FAULTS_RLOCK=kill` or `FAULTS_RLOCK=stderr`).
+fn rlock_faults() -> Vec<Fault> {
+    match std::env::var("FAULTS_RLOCK").unwrap_or_default().as_str() {
+        "" | "1" => vec![Fault::KillRlock, Fault::StderrBlocked],
+        "0" => vec![],
+        "kill" => vec![Fault::KillRlock],
+        "stderr" => vec![Fault::StderrBlocked],
+        other => panic!("FAULTS_RLOCK={other}: use 0, 1, kill or stderr"),
+    }
+}
+
+/// The rlock under test: this build's, or `FAULTS_RLOCK_BIN` (another build, to compare).
+fn rlock_binary() -> PathBuf {
+    std::env::var_os("FAULTS_RLOCK_BIN")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rlock")), PathBuf::from)
 }
 
 #[test]
@@ -122,6 +146,13 @@ fn run(config: &Config) {
         "faults: seed {} ({} nodes, {} clients per lock); replay: {}",
         config.seed, config.nodes, config.clients, config.command
     );
+    let rlock = rlock_binary();
+    if rlock != std::path::Path::new(env!("CARGO_BIN_EXE_rlock")) {
+        println!(
+            "faults: rlock under test: {} (FAULTS_RLOCK_BIN)",
+            rlock.display()
+        );
+    }
     let started = clock::now();
     let dir = temp_dir();
     let cluster = Cluster::start(config.nodes, dir.path());
@@ -133,7 +164,7 @@ fn run(config: &Config) {
         );
     }
     let settings = Arc::new(Settings {
-        rlock: PathBuf::from(env!("CARGO_BIN_EXE_rlock")),
+        rlock,
         urls: cluster.proxies.iter().map(Proxy::url).collect(),
         ttl: TTL,
         wait: Duration::from_secs(10),
@@ -159,6 +190,7 @@ fn run(config: &Config) {
             ttl: TTL,
             faketime: faketime.is_some(),
             pace: config.pace,
+            rlock_faults: config.rlock_faults.clone(),
         },
         config.seed,
     );
@@ -181,7 +213,18 @@ fn run(config: &Config) {
             final_sets.insert((phase, resource), set);
         }
     }
-    let findings = checker::check(&runs, &final_sets, &samples, &faults.node_events);
+    note_kills(&mut runs, &faults.kills);
+    let findings = checker::check(
+        &runs,
+        &checker::Inputs {
+            final_sets: &final_sets,
+            samples: &samples,
+            node_events: &faults.node_events,
+            kills: &faults.kills,
+            ttl: TTL,
+            wait: settings.wait,
+        },
+    );
     let elapsed = Duration::from_nanos(clock::now() - started);
     let report = Report {
         command: &config.command,
@@ -194,11 +237,22 @@ fn run(config: &Config) {
         runs: &runs,
         findings: &findings,
         left_behind: (keys_left.len(), strays.len()),
+        rlock_faults: &config.rlock_faults,
     };
     println!("{}", report.table());
     println!("{}", details(&findings, &runs));
 
     assert_safe(config.seed, &findings, &keys_left, &strays, &runs);
+}
+
+/// A killed rlock's command outlives rlock's exit, which ends its client's watch: the command's
+/// last sign of life is the one the nemesis saw.
+fn note_kills(runs: &mut [workload::Acquisition], kills: &[nemesis::Kill]) {
+    for kill in kills {
+        if let Some(run) = runs.iter_mut().find(|r| r.id == kill.id) {
+            run.last_alive = run.last_alive.max(kill.leader_last_alive);
+        }
+    }
 }
 
 /// The hard assertions: what must hold under every fault mix.
@@ -243,6 +297,19 @@ fn assert_safe(
          assumptions (seed {}): {:?}",
         seed,
         findings.late_stops()
+    );
+    assert!(
+        findings.late_kills().is_empty(),
+        "a process of a killed rlock's command was alive at its lease's end, within rlock's \
+         assumptions (seed {}): {:?}",
+        seed,
+        findings.late_kills()
+    );
+    assert!(
+        findings.blocked.failures.is_empty(),
+        "rlock runs with a blocked stderr did not end normally (seed {}):\n{}",
+        seed,
+        findings.blocked.failures.join("\n")
     );
     assert!(keys_left.is_empty(), "lock keys left behind: {keys_left:?}");
     assert!(
@@ -355,6 +422,22 @@ fn details(findings: &checker::Findings, runs: &[workload::Acquisition]) -> Stri
             run.grant.is_some(),
             run.stderr.trim().replace('\n', " / ")
         );
+    }
+    for k in findings.kills.iter().filter(|k| k.outlived_lease) {
+        let _ = writeln!(
+            out,
+            "kill of run {}: {} processes, dead {:?} ms after the kill, margin to lease end {:?} \
+             ms, to next holder {:?} ms, {}",
+            k.id,
+            k.members,
+            k.latency_ms,
+            k.margin_ms,
+            k.before_next_ms,
+            k.outside.unwrap_or("within rlock's assumptions")
+        );
+    }
+    for f in &findings.blocked.failures {
+        let _ = writeln!(out, "blocked stderr: {f}");
     }
     for s in &findings.stops {
         if s.margin_ms.is_none_or(|m| m <= 0.0) || s.before_next_ms.is_some_and(|m| m <= 0.0) {

@@ -1,14 +1,16 @@
 //! The nemesis: a seeded scheduler that breaks things every few seconds, Jepsen-style.
 //!
-//! Two threads inject faults side by side: one against the nodes and the network (pauses of a
+//! Three threads inject faults side by side: one against the nodes and the network (pauses of a
 //! minority and, briefly, a majority; crash-restarts without data; wall-clock jumps; proxy delay,
 //! partition and reset), one against the clients (an rlock process stopped alone while its command
 //! runs on unsupervised; rlock and its command stopped together for longer than the TTL; rlock
-//! started under a slow or fast clock). Each thread deals its kinds from a shuffled deck, so that a
-//! short run sees every kind, and heals each fault before the next: at most one node fault and one
-//! client fault are in force at a time. Everything is logged, with times on the shared timeline,
-//! for the report and for the checkers (a crash or a forward clock jump ends a lease early on that
-//! node).
+//! started under a slow or fast clock), and one against the rlock process itself (`kill -9` of an
+//! rlock whose command is mid-critical-section; rlock started with `-v` and a stderr that is a full
+//! pipe nobody reads), which `FAULTS_RLOCK=0` leaves out. Each thread deals its kinds from a
+//! shuffled deck, so that a short run sees every kind, and heals each fault before the next: at
+//! most one fault of each thread is in force at a time. Everything is logged, with times on the
+//! shared timeline, for the report and for the checkers (a crash or a forward clock jump ends a
+//! lease early on that node; a killed rlock's group must be dead before its lease ends).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,9 +23,15 @@ use nix::unistd::Pid;
 use crate::clock::{self, Nanos};
 use crate::monitor::Monitor;
 use crate::nodes::Node;
+use crate::procs::{self, Member};
 use crate::proxy::{Mode, Proxy};
 use crate::rng::Rng;
 use crate::workload::{ClientClock, Clients, lock};
+
+/// How long the nemesis watches a killed rlock's group before it kills what is left itself.
+const KILL_WATCH: Duration = Duration::from_secs(10);
+/// How often it looks at the group's members meanwhile.
+const KILL_POLL: Duration = Duration::from_millis(2);
 
 /// The kinds of fault, in the order the report lists them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,6 +47,8 @@ pub enum Fault {
     PauseGroup,
     ClientClockSlow,
     ClientClockFast,
+    KillRlock,
+    StderrBlocked,
 }
 
 impl Fault {
@@ -71,6 +81,8 @@ impl Fault {
             Fault::PauseGroup => "pause rlock+cmd",
             Fault::ClientClockSlow => "client clock x0.5",
             Fault::ClientClockFast => "client clock x2",
+            Fault::KillRlock => "kill -9 rlock",
+            Fault::StderrBlocked => "rlock's stderr blocked",
         }
     }
 }
@@ -84,12 +96,32 @@ pub enum NodeEvent {
     ClockJump { node: usize, at: Nanos, by_ms: i64 },
 }
 
+/// One rlock killed with `SIGKILL`, and how its command's process group (the command and every
+/// descendant that stayed in it) ended.
+#[derive(Clone, Debug)]
+pub struct Kill {
+    /// The run (acquisition id).
+    pub id: u64,
+    /// When `SIGKILL` was sent.
+    pub at: Nanos,
+    /// The group's live processes just before the kill.
+    pub members: usize,
+    /// The last time a member was seen alive.
+    pub last_alive: Nanos,
+    /// The last time the command itself (the group's leader) was seen alive.
+    pub leader_last_alive: Nanos,
+    /// The first time every member was seen gone; `None`: some were alive after [`KILL_WATCH`]
+    /// (then the nemesis killed them).
+    pub dead_by: Option<Nanos>,
+}
+
 /// Everything the nemesis did.
 #[derive(Default, Debug)]
 pub struct FaultLog {
     /// Each injected fault, with what it hit.
     pub injected: Vec<(Fault, Nanos, String)>,
     pub node_events: Vec<NodeEvent>,
+    pub kills: Vec<Kill>,
     /// Faults that could not be injected, and why.
     pub skipped: Vec<(Fault, String)>,
 }
@@ -105,6 +137,8 @@ pub struct Targets {
     pub faketime: bool,
     /// Scales node-fault durations and the gaps between faults (short runs use less than 1).
     pub pace: f64,
+    /// The rlock-process faults to deal (kill -9, blocked stderr): a third thread if any.
+    pub rlock_faults: Vec<Fault>,
 }
 
 /// The running nemesis.
@@ -115,11 +149,15 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
-    /// Starts both fault threads with streams of `seed`.
+    /// Starts the fault threads with streams of `seed`.
     pub fn start(targets: Targets, seed: u64) -> Nemesis {
         let (stop, log) = (Arc::new(AtomicBool::new(false)), Arc::default());
         let targets = Arc::new(targets);
-        let threads = [(Fault::NODE.as_slice(), 1), (Fault::CLIENT.as_slice(), 2)]
+        let mut decks = vec![(Fault::NODE.to_vec(), 1), (Fault::CLIENT.to_vec(), 2)];
+        if !targets.rlock_faults.is_empty() {
+            decks.push((targets.rlock_faults.clone(), 3));
+        }
+        let threads = decks
             .into_iter()
             .map(|(kinds, stream)| {
                 let mut worker = Worker {
@@ -130,7 +168,7 @@ impl Nemesis {
                 };
                 thread::Builder::new()
                     .name(format!("nemesis-{stream}"))
-                    .spawn(move || worker.run(kinds))
+                    .spawn(move || worker.run(&kinds))
                     .expect("spawn a nemesis thread")
             })
             .collect();
@@ -175,7 +213,12 @@ impl Worker {
             }
             let fault = deck.pop().expect("the deck was refilled");
             self.inject(fault);
-            let gap = self.paced(300, 1500);
+            // A kill is over at once: a longer gap keeps kills from ending most leases early.
+            let gap = if fault == Fault::KillRlock {
+                self.paced(500, 2500)
+            } else {
+                self.paced(300, 1500)
+            };
             self.hold(gap);
         }
     }
@@ -243,6 +286,14 @@ impl Worker {
                 self.note(fault, format!("rlock runs started within {d:?}"));
                 self.hold(d);
                 *lock(&t.clients.clock) = None;
+            }
+            Fault::KillRlock => self.kill_rlock(),
+            Fault::StderrBlocked => {
+                let d = self.paced(1000, 3000);
+                t.clients.stderr_blocked.store(true, Ordering::SeqCst);
+                self.note(fault, format!("rlock runs started within {d:?}"));
+                self.hold(d);
+                t.clients.stderr_blocked.store(false, Ordering::SeqCst);
             }
         }
     }
@@ -343,7 +394,7 @@ impl Worker {
             let mut active = lock(&t.clients.active);
             let mut running: Vec<_> = active
                 .iter_mut()
-                .filter(|(_, a)| a.child.is_some())
+                .filter(|(_, a)| a.child.is_some() && a.killed.is_none())
                 .collect();
             running.sort_by_key(|(id, _)| **id);
             if !running.is_empty() {
@@ -374,5 +425,97 @@ impl Worker {
             let _ = signal::killpg(group, Signal::SIGCONT);
         }
         let _ = signal::kill(rlock, Signal::SIGCONT);
+    }
+}
+
+impl Worker {
+    /// Kills (`SIGKILL`, rlock alone, not its group) a running rlock with an honest clock whose
+    /// command is mid-critical-section (or, failing that for 1.5 s, any whose command runs), then
+    /// watches the command's group until every member is gone, and logs a [`Kill`].
+    fn kill_rlock(&mut self) {
+        let t = Arc::clone(&self.targets);
+        let started = clock::now();
+        let victim = loop {
+            let mut active = lock(&t.clients.active);
+            let now = clock::now();
+            let settled = now > started + clock::nanos(Duration::from_millis(1500));
+            let mut running: Vec<_> = active
+                .iter_mut()
+                .filter(|(_, a)| {
+                    a.child.is_some()
+                        && !a.paused
+                        && a.killed.is_none()
+                        && a.clock == ClientClock::Honest
+                })
+                .filter(|(_, a)| {
+                    // At least 100 ms of the critical section's sleep left.
+                    settled
+                        || a.busy_until
+                            .is_some_and(|b| b > now + clock::nanos(Duration::from_millis(100)))
+                })
+                .collect();
+            running.sort_by_key(|(id, _)| **id);
+            if !running.is_empty() {
+                let pick = usize::try_from(self.rng.below(running.len() as u64)).expect("small");
+                let (id, a) = running.swap_remove(pick);
+                let group = a.child.expect("filtered on a started command");
+                let members = procs::group_members(group);
+                if !members.is_empty() {
+                    // Still registered, so not reaped: the pid is this rlock's.
+                    let _ = signal::kill(Pid::from_raw(a.rlock_pid), Signal::SIGKILL);
+                    let at = clock::now();
+                    a.killed = Some(at);
+                    break Some((*id, group, members, at));
+                }
+            }
+            drop(active);
+            if self.stopped() || clock::now() > started + clock::nanos(Duration::from_secs(3)) {
+                break None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let Some((id, group, members, at)) = victim else {
+            return self.skip(Fault::KillRlock, "no rlock had started its command");
+        };
+        self.note(
+            Fault::KillRlock,
+            format!("run {id} (group {group} of {} processes)", members.len()),
+        );
+        let kill = watch_group(id, group, members, at);
+        lock(&self.log).kills.push(kill);
+    }
+}
+
+/// Watches the members of a killed rlock's group until all are gone, or for [`KILL_WATCH`], after
+/// which it kills the rest itself.
+fn watch_group(id: u64, group: i32, mut members: Vec<Member>, at: Nanos) -> Kill {
+    let mut kill = Kill {
+        id,
+        at,
+        members: members.len(),
+        last_alive: at,
+        leader_last_alive: at,
+        dead_by: None,
+    };
+    loop {
+        let now = clock::now();
+        members.retain(|m| m.alive(group));
+        if members.is_empty() {
+            // A member may have forked since the first look: look at the whole group once more.
+            members = procs::group_members(group);
+            if members.is_empty() {
+                kill.dead_by = Some(now);
+                return kill;
+            }
+        }
+        kill.last_alive = now;
+        if members.iter().any(|m| m.pid == group) {
+            kill.leader_last_alive = now;
+        }
+        if now > at + clock::nanos(KILL_WATCH) {
+            let _ = signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+            return kill;
+        }
+        thread::sleep(KILL_POLL);
     }
 }

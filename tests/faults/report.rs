@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::checker::Findings;
+use crate::checker::{Findings, KillCheck};
 use crate::nemesis::{Fault, FaultLog};
 use crate::workload::{Acquisition, Phase, Resource};
 
@@ -22,6 +22,8 @@ pub struct Report<'a> {
     pub findings: &'a Findings,
     /// Lock keys found after the TTLs had passed, and stray processes.
     pub left_behind: (usize, usize),
+    /// The rlock-process faults that ran (`FAULTS_RLOCK`).
+    pub rlock_faults: &'a [Fault],
 }
 
 impl Report<'_> {
@@ -31,6 +33,7 @@ impl Report<'_> {
         rows.extend(self.fault_rows());
         rows.extend(self.outcome_rows());
         rows.push(self.stop_row());
+        rows.extend(self.rlock_rows());
         rows.push((
             "left behind".to_owned(),
             format!(
@@ -178,6 +181,61 @@ impl Report<'_> {
                 outside.len(),
                 outside_late
             ),
+        )
+    }
+}
+
+impl Report<'_> {
+    /// The kills' and the blocked-stderr runs' rows.
+    fn rlock_rows(&self) -> Vec<(String, String)> {
+        let off = || "not injected (FAULTS_RLOCK)".to_owned();
+        let kill = if self.rlock_faults.contains(&Fault::KillRlock) {
+            self.kill_text()
+        } else {
+            off()
+        };
+        let b = &self.findings.blocked;
+        let blocked = if self.rlock_faults.contains(&Fault::StderrBlocked) {
+            format!(
+                "{} runs with -v and a full stderr pipe nobody read, {} of them killed by the \
+                 nemesis: {} of {} completed normally (as runs exit, within wait + critical \
+                 section + 2 × TTL + 2 s); runs with a normal stderr that did not: {}",
+                b.runs,
+                b.killed,
+                b.completed,
+                b.runs - b.killed,
+                b.control_failures
+            )
+        } else {
+            off()
+        };
+        vec![
+            ("kill -9 rlock".to_owned(), kill),
+            ("rlock's stderr blocked".to_owned(), blocked),
+        ]
+    }
+
+    fn kill_text(&self) -> String {
+        let kills = &self.findings.kills;
+        let within: Vec<_> = kills.iter().filter(|k| k.outside.is_none()).collect();
+        let outside: Vec<_> = kills.iter().filter(|k| k.outside.is_some()).collect();
+        let late = |ks: &[&KillCheck]| ks.iter().filter(|k| k.outlived_lease).count();
+        format!(
+            "{} kills of an rlock whose command ran ({} processes in their groups): max \
+             kill→group-dead latency {}; {} within rlock's assumptions: min margin to the \
+             lease's end {} ({} not proven by the samples), to the next holder's start {}, {} \
+             left a process alive past the lease's end; {} outside them (a node lost the lock \
+             early), {} of which left one",
+            kills.len(),
+            kills.iter().map(|k| k.members).sum::<usize>(),
+            ms(kills.iter().filter_map(|k| k.latency_ms).reduce(f64::max)),
+            within.len(),
+            ms(minimum(within.iter().filter_map(|k| k.margin_ms))),
+            within.iter().filter(|k| k.margin_ms.is_none()).count(),
+            ms(minimum(within.iter().filter_map(|k| k.before_next_ms))),
+            late(&within),
+            outside.len(),
+            late(&outside),
         )
     }
 }

@@ -7,9 +7,14 @@
 //! and are lost when the faults prevent that. While a run lasts, its client loop watches the
 //! command's pid (written first thing by the critical section) to bound when it died: the
 //! stop-before-expiry checker compares that with the lease's end on the servers.
+//!
+//! The command has the shape of real cron jobs, a shell with a background job and a pipeline:
+//! `sh -c 'sleep S & sleep S | cat & exec python3 resource.py ...'`, with S longer than the
+//! critical section. So every run leaves descendants behind its leader that rlock must stop (or,
+//! should rlock be killed, its guardian), and the leader is still the process group's leader.
 
 use std::collections::HashMap;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -23,6 +28,7 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use crate::clock::{self, Nanos};
+use crate::procs::{self, FullPipe};
 use crate::rng::Rng;
 use crate::support::process_gone;
 
@@ -142,6 +148,12 @@ pub struct Acquisition {
     pub clock: ClientClock,
     /// The nemesis stopped this rlock (alone or with its command) during the run.
     pub paused: bool,
+    /// The critical section's planned sleep.
+    pub sleep: Duration,
+    /// rlock ran with `-v` and a stderr that was a full pipe nobody read.
+    pub stderr_blocked: bool,
+    /// When the nemesis killed this rlock with `SIGKILL` (see `nemesis::Kill` for what followed).
+    pub killed: Option<Nanos>,
 }
 
 impl Acquisition {
@@ -172,7 +184,12 @@ pub struct Active {
     pub rlock_pid: i32,
     /// The command's pid (= its process group), once it has started.
     pub child: Option<i32>,
+    /// When the critical section's sleep should end, once the command has started.
+    pub busy_until: Option<Nanos>,
+    pub clock: ClientClock,
     pub paused: bool,
+    /// When the nemesis killed it: it is not to be paused, nor killed again.
+    pub killed: Option<Nanos>,
 }
 
 /// What the client loops and the nemesis share.
@@ -183,6 +200,8 @@ pub struct Clients {
     pub active: Mutex<HashMap<u64, Active>>,
     /// The clock new rlock processes get.
     pub clock: Mutex<Option<ClientClock>>,
+    /// New rlock processes get `-v` and a full pipe as stderr.
+    pub stderr_blocked: AtomicBool,
     next_id: AtomicU64,
     /// The phase is over: finish the current run and stop.
     stop: AtomicBool,
@@ -265,17 +284,33 @@ impl Clients {
             (Some(_), Some(clock)) => clock,
             _ => ClientClock::Honest,
         };
-        let mut cmd = rlock_command(settings, resource, clock);
-        cmd.arg(python())
+        // Not under libfaketime: there, rlock's bounded wait for a blocked stderr at exit never
+        // ends (see Findings in tests/faults/README.md), and each such run would hang to `cap`.
+        let blocked = (clock == ClientClock::Honest && self.stderr_blocked.load(Ordering::SeqCst))
+            .then(FullPipe::new);
+        let mut cmd = rlock_command(settings, resource, clock, blocked.is_some());
+        // The shape of a cron job (see the module's doc): descendants that outlive the leader.
+        let descendants = format!("{:.3}", (sleep + settings.ttl * 2).as_secs_f64());
+        let stderr = fs::File::create(&err).expect("create a stderr file");
+        if let Some(pipe) = &blocked {
+            // Only rlock's stderr is under test: the command writes its own to the file.
+            cmd.args(["sh", "-c", &format!("exec 2>>\"$1\"; shift; {SHAPE}"), "sh"])
+                .arg(&err)
+                .stderr(pipe.writer());
+        } else {
+            cmd.args(["sh", "-c", SHAPE, "sh"]).stderr(stderr);
+        }
+        cmd.arg(descendants)
+            .arg(python())
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/resource.py"))
             .arg(resource_dir(settings, phase, resource))
             .arg(resource.name())
             .arg(id.to_string())
             .arg(sleep.as_millis().to_string())
-            .arg(&record)
-            .stderr(fs::File::create(&err).expect("create a stderr file"));
+            .arg(&record);
         let spawned = clock::now();
         let child = cmd.spawn().expect("spawn rlock");
+        drop(cmd); // its copies of the stderr handles, which only rlock needs now
         let mut run = Run {
             child,
             id,
@@ -286,14 +321,17 @@ impl Clients {
             Active {
                 rlock_pid: run.pid(),
                 child: None,
+                busy_until: None,
+                clock,
                 paused: false,
+                killed: None,
             },
         );
         // Long enough for the wait, a critical section twice the TTL and the stop grace, with room
         // for a loaded machine; reached only if rlock hangs.
         let cap =
             spawned + clock::nanos(settings.wait + settings.ttl * 4 + Duration::from_secs(20));
-        let watched = self.watch(&mut run, &record, cap);
+        let watched = self.watch(&mut run, &record, cap, sleep);
         let exited = clock::now();
         drop(run);
 
@@ -302,7 +340,14 @@ impl Clients {
         if death.is_none() && grant.as_ref().is_some_and(|g| process_gone(g.pid)) {
             death = Some(exited);
         }
-        let stderr = fs::read_to_string(&err).unwrap_or_default();
+        let mut stderr = fs::read_to_string(&err).unwrap_or_default();
+        let blocked_run = blocked.is_some();
+        if let Some(pipe) = blocked {
+            stderr.push_str(&pipe.drain());
+        }
+        if !watched.stuck.is_empty() {
+            let _ = write!(stderr, "\n(harness: rlock's threads: {})", watched.stuck);
+        }
         let _ = fs::remove_file(&err);
         let _ = fs::remove_file(&record);
         Acquisition {
@@ -323,15 +368,19 @@ impl Clients {
             death,
             clock,
             paused: watched.paused,
+            sleep,
+            stderr_blocked: blocked_run,
+            killed: watched.killed,
         }
     }
 
     /// Polls `run` until rlock exits, watching its command's pid to bound when it died, ending a
     /// wait that outlasts the phase, and killing a run that passes `cap`.
-    fn watch(&self, run: &mut Run<'_>, record: &Path, cap: Nanos) -> Watched {
+    fn watch(&self, run: &mut Run<'_>, record: &Path, cap: Nanos, sleep: Duration) -> Watched {
         let mut command_pid = None::<i32>;
         let (mut last_alive, mut death) = (clock::now(), None);
         let (mut terminated, mut harness_killed) = (false, false);
+        let mut stuck = String::new();
         loop {
             if let Some((status, active)) = run.try_reap() {
                 return Watched {
@@ -340,15 +389,17 @@ impl Clients {
                     death,
                     harness_killed,
                     paused: active.paused,
+                    killed: active.killed,
+                    stuck,
                 };
             }
             let now = clock::now();
             if command_pid.is_none() {
-                command_pid = read_record(record).0.map(|g| g.pid);
-                if let (Some(pid), Some(active)) =
-                    (command_pid, lock(&self.active).get_mut(&run.id))
-                {
-                    active.child = Some(pid);
+                let grant = read_record(record).0;
+                command_pid = grant.as_ref().map(|g| g.pid);
+                if let (Some(grant), Some(active)) = (grant, lock(&self.active).get_mut(&run.id)) {
+                    active.child = Some(grant.pid);
+                    active.busy_until = Some(grant.start + clock::nanos(sleep));
                 }
             }
             match command_pid {
@@ -367,6 +418,8 @@ impl Clients {
                 _ => {}
             }
             if now > cap && !harness_killed {
+                // What rlock was stuck in, for the report.
+                stuck = procs::threads(run.pid());
                 run.kill(command_pid);
                 harness_killed = true;
             }
@@ -382,11 +435,24 @@ struct Watched {
     death: Option<Nanos>,
     harness_killed: bool,
     paused: bool,
+    killed: Option<Nanos>,
+    /// What rlock's threads waited in when the harness killed it.
+    stuck: String,
 }
 
-/// `rlock -r URL... -k KEY --ttl T --wait W --`, in its own process group, with no inherited
+/// The command around the critical section: `sh -c SHAPE sh S python3 resource.py ARGS`.
+/// Background `sleep S` and `sleep S | cat` outlive the critical section, and `exec` keeps the
+/// critical section the group's leader, with the pid it records.
+const SHAPE: &str = r#"sleep "$1" & sleep "$1" | cat & shift; exec "$@""#;
+
+/// `rlock -r URL... -k KEY --ttl T --wait W [-v] --`, in its own process group, with no inherited
 /// `RLOCK_*` variables, under libfaketime if `clock` says so; the caller appends the command.
-fn rlock_command(settings: &Settings, resource: Resource, clock: ClientClock) -> Command {
+fn rlock_command(
+    settings: &Settings,
+    resource: Resource,
+    clock: ClientClock,
+    verbose: bool,
+) -> Command {
     let mut cmd = Command::new(&settings.rlock);
     for (key, _) in std::env::vars_os() {
         if key.as_encoded_bytes().starts_with(b"RLOCK_") {
@@ -401,6 +467,7 @@ fn rlock_command(settings: &Settings, resource: Resource, clock: ClientClock) ->
         .arg(humantime::format_duration(settings.ttl).to_string())
         .arg("--wait")
         .arg(humantime::format_duration(settings.wait).to_string())
+        .args(verbose.then_some("-v"))
         .arg("--")
         .process_group(0)
         .stdin(Stdio::null())
