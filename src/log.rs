@@ -82,6 +82,9 @@ pub fn error(message: fmt::Arguments<'_>, limit: Duration) {
     send(format!("rlock: {message}\n"), Some(Instant::now() + limit));
 }
 
+/// How often to look for room in a full queue, or for the writer to have caught up.
+const RETRY: Duration = Duration::from_millis(5);
+
 /// Waits until every line sent so far is written, for at most `limit`: rlock must be able to
 /// exit while its stderr is blocked.
 pub fn flush(limit: Duration) {
@@ -90,8 +93,14 @@ pub fn flush(limit: Duration) {
     };
     let until = Instant::now() + limit;
     let (done, written) = mpsc::channel();
-    if offer(writer, Message::Flushed(done), Some(until)) {
-        let _ = written.recv_timeout(until.saturating_duration_since(Instant::now()));
+    if !offer(writer, Message::Flushed(done), Some(until)) {
+        return;
+    }
+    // Polled, not `recv_timeout`: that one hands the kernel an absolute deadline on the monotonic
+    // clock, and a process whose clock reads are shifted (libfaketime, in the fault suite) would
+    // wait for ever. Reading the clock and sleeping briefly in turn ends in time under any shift.
+    while matches!(written.try_recv(), Err(mpsc::TryRecvError::Empty)) && Instant::now() < until {
+        std::thread::sleep(RETRY);
     }
 }
 
@@ -116,8 +125,6 @@ fn send(line: String, until: Option<Instant>) {
 
 /// Puts `message` in the queue, retrying while it is full until `until` (if given).
 fn offer(writer: &SyncSender<Message>, mut message: Message, until: Option<Instant>) -> bool {
-    /// How often to look for room in a full queue.
-    const RETRY: Duration = Duration::from_millis(5);
     loop {
         match writer.try_send(message) {
             Ok(()) => return true,
