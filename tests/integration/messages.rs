@@ -2,7 +2,7 @@
 //! is told where to go, a flag beats the other option's environment variable, and `status`
 //! prints numbers as JSON numbers.
 
-use crate::support::{RunOutput, rlock};
+use crate::support::{RedisServer, RunOutput, free_port, rlock, temp_dir, url_file};
 
 /// Asserts that `out` is a usage error: exit 2 and exactly the one line `expected`.
 #[track_caller]
@@ -68,5 +68,70 @@ fn a_subcommand_after_options_is_told_to_come_first() {
     refused_with(
         &out,
         "rlock: unexpected argument 'status'; a subcommand comes first: rlock status [OPTIONS]",
+    );
+}
+
+// A flag beats the other option's environment variable
+
+#[test]
+fn a_redis_flag_wins_over_rlock_redis_file() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let nowhere = url_file(dir.path(), &[format!("redis://127.0.0.1:{}", free_port())]);
+    let out = rlock()
+        .env("RLOCK_REDIS_FILE", &nowhere)
+        .args(["-r", &redis.url(), "-k", "job", "--", "echo", "ran"])
+        .output();
+    out.assert_success()
+        .assert_stdout_eq("ran\n")
+        .assert_stderr_empty();
+    assert!(
+        redis.exists("rlock:{job}:fence"),
+        "the lease was taken on -r's node"
+    );
+}
+
+#[test]
+fn a_redis_file_flag_wins_over_rlock_redis() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let file = url_file(dir.path(), &[redis.url()]);
+    let out = rlock()
+        .env("RLOCK_REDIS", format!("redis://127.0.0.1:{}", free_port()))
+        .arg("--redis-file")
+        .arg(&file)
+        .args(["-k", "job", "--", "echo", "ran"])
+        .output();
+    out.assert_success()
+        .assert_stdout_eq("ran\n")
+        .assert_stderr_empty();
+    assert!(
+        redis.exists("rlock:{job}:fence"),
+        "the lease was taken on the file's node"
+    );
+}
+
+#[test]
+fn both_redis_variables_or_both_redis_flags_are_refused_by_the_names_given() {
+    let dir = temp_dir();
+    let file = url_file(dir.path(), &["redis://127.0.0.1:1".to_owned()]);
+    let out = rlock()
+        .env("RLOCK_REDIS", "redis://127.0.0.1:1")
+        .env("RLOCK_REDIS_FILE", &file)
+        .args(["-k", "job", "--", "echo", "ran"])
+        .output();
+    refused_with(
+        &out,
+        "rlock: RLOCK_REDIS and RLOCK_REDIS_FILE are both set: unset one, or choose with \
+         --redis or --redis-file",
+    );
+    let out = rlock()
+        .args(["-r", "redis://127.0.0.1:1", "--redis-file"])
+        .arg(&file)
+        .args(["-k", "job", "--", "echo", "ran"])
+        .output();
+    refused_with(
+        &out,
+        "rlock: --redis and --redis-file cannot be used together: name the nodes one way",
     );
 }
