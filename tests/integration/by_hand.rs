@@ -191,7 +191,7 @@ fn status_reports_held_and_free_with_the_holder_but_never_the_token() {
     let v: Value = serde_json::from_str(&json.stdout).expect("JSON");
     assert_eq!(v["held"], true);
     assert_eq!(v["mine"], false);
-    assert_eq!(v["holder"]["pid"], std::process::id().to_string());
+    assert_eq!(v["holder"]["pid"], std::process::id());
     assert!(
         v["expires_in_ms"].as_u64().is_some_and(|ms| ms > 10_000),
         "{v}"

@@ -2,6 +2,10 @@
 //! is told where to go, a flag beats the other option's environment variable, and `status`
 //! prints numbers as JSON numbers.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
 use crate::support::{RedisServer, RunOutput, free_port, rlock, temp_dir, url_file};
 
 /// Asserts that `out` is a usage error: exit 2 and exactly the one line `expected`.
@@ -134,4 +138,58 @@ fn both_redis_variables_or_both_redis_flags_are_refused_by_the_names_given() {
         &out,
         "rlock: --redis and --redis-file cannot be used together: name the nodes one way",
     );
+}
+
+// status --format json: numbers as numbers
+
+#[test]
+fn status_json_gives_the_holders_pid_and_since_as_numbers() {
+    let redis = RedisServer::start();
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    rlock()
+        .args(["acquire", "-r", &redis.url(), "-k", "job", "-t", "30s"])
+        .output()
+        .assert_success();
+    let out = rlock()
+        .args([
+            "status",
+            "-r",
+            &redis.url(),
+            "-k",
+            "job",
+            "--format",
+            "json",
+        ])
+        .output();
+    out.assert_success().assert_stderr_empty();
+    let v: Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    let holder = &v["holder"];
+    // acquire names its caller as the holder: this test process.
+    assert_eq!(
+        holder["pid"].as_u64(),
+        Some(u64::from(std::process::id())),
+        "{v}"
+    );
+    let since = holder["since"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("since is a number: {v}"));
+    assert!(since >= before && since <= before + 60, "{v}");
+    assert!(
+        holder["host"].is_string() && holder["command"].is_string(),
+        "{v}"
+    );
+    assert!(
+        v["expires_in_ms"].as_u64().is_some_and(|ms| ms <= 30_000),
+        "{v}"
+    );
+    assert!(
+        v["nodes"][0]["ttl_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms <= 30_000),
+        "{v}"
+    );
+    assert!(v["held"].is_boolean() && v["mine"].is_boolean(), "{v}");
 }
