@@ -93,7 +93,7 @@ fn as_json(key: &str, state: &LockStatus) -> Value {
         .nodes
         .iter()
         .map(|(name, view)| match view {
-            Ok(v) => json!({"url": name, "held": v.digest.is_some(), "ttl_ms": ms(v.ttl), "fence": v.fence}),
+            Ok(v) => json!({"url": name, "held": v.digest.is_some(), "ttl_ms": ms(v.ttl), "fence": v.fence.map(super::fence_json)}),
             Err(e) => json!({"url": name, "error": e.to_string()}),
         })
         .collect();
@@ -103,7 +103,7 @@ fn as_json(key: &str, state: &LockStatus) -> Value {
         "mine": state.mine,
         "expires_in_ms": ms(state.expires_in),
         "holder": if holder.is_empty() { Value::Null } else { Value::Object(holder) },
-        "fence": state.fence,
+        "fence": state.fence.map(super::fence_json),
         "nodes": nodes,
     })
 }
@@ -165,6 +165,7 @@ mod tests {
             json!({"host": "web1", "pid": 4242, "command": "backup", "since": 1_764_000_000})
         );
         assert_eq!(v["expires_in_ms"], 1500);
+        assert_eq!(v["fence"], "7", "a string, exact beyond 2^53");
     }
 
     #[test]

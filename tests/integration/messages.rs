@@ -193,3 +193,39 @@ fn status_json_gives_the_holders_pid_and_since_as_numbers() {
     );
     assert!(v["held"].is_boolean() && v["mine"].is_boolean(), "{v}");
 }
+
+#[test]
+fn json_gives_a_fence_beyond_2_to_the_53_exactly_as_a_string() {
+    let redis = RedisServer::start();
+    // A counter at 2^53, as a node whose clock once ran far ahead would leave it.
+    redis.set("rlock:{job}:fence", "9007199254740992");
+    let acquired = rlock()
+        .args([
+            "acquire",
+            "-r",
+            &redis.url(),
+            "-k",
+            "job",
+            "--format",
+            "json",
+        ])
+        .output();
+    acquired.assert_success();
+    let v: Value = serde_json::from_str(&acquired.stdout).expect("one JSON object");
+    assert_eq!(v["fence"], "9007199254740993", "{v}");
+    let out = rlock()
+        .args([
+            "status",
+            "-r",
+            &redis.url(),
+            "-k",
+            "job",
+            "--format",
+            "json",
+        ])
+        .output();
+    out.assert_success();
+    let v: Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    assert_eq!(v["fence"], "9007199254740993", "{v}");
+    assert_eq!(v["nodes"][0]["fence"], "9007199254740993", "{v}");
+}
