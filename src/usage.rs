@@ -58,12 +58,14 @@ fn hint(err: &clap::Error, argv: &[OsString]) -> Option<String> {
     {
         return Some(format!("did you mean 'rlock {similar}'?"));
     }
-    match subcommand.map(clap::Command::get_name) {
-        None | Some("run") => Some(format!(
-            "put the command after '--': rlock [OPTIONS] -- {word} ..."
-        )),
-        Some(_) => None,
-    }
+    let rlock = match subcommand.map(clap::Command::get_name) {
+        None => "rlock",
+        Some("run") => "rlock run",
+        Some(_) => return None,
+    };
+    Some(format!(
+        "put the command after '--': {rlock} [OPTIONS] -- {word} ..."
+    ))
 }
 
 /// The subcommand of `cli` that clap finds similar to `word`, if any.
@@ -128,7 +130,7 @@ mod tests {
         assert_eq!(line_for(&["rlock", "-k", "x", "echo", "hi"]), expected);
         assert_eq!(
             line_for(&["rlock", "run", "-k", "x", "echo", "hi"]),
-            expected
+            "unexpected argument 'echo'; put the command after '--': rlock run [OPTIONS] -- echo ..."
         );
         assert_eq!(line_for(&["rlock", "echo", "hi"]), expected);
         assert_eq!(

@@ -53,15 +53,17 @@ fn a_mistyped_value_or_subcommand_is_refused_naming_the_one_it_resembles() {
 
 #[test]
 fn a_command_without_the_double_dash_is_told_to_go_after_it() {
-    for argv in [
-        &["-k", "x", "echo", "hi"][..],
-        &["run", "-k", "x", "echo", "hi"],
+    for (argv, invoked) in [
+        (&["-k", "x", "echo", "hi"][..], "rlock"),
+        (&["run", "-k", "x", "echo", "hi"], "rlock run"),
     ] {
         let out = rlock().args(argv).output();
         refused_with(
             &out,
-            "rlock: unexpected argument 'echo'; put the command after '--': \
-             rlock [OPTIONS] -- echo ...",
+            &format!(
+                "rlock: unexpected argument 'echo'; put the command after '--': \
+                 {invoked} [OPTIONS] -- echo ..."
+            ),
         );
     }
 }
@@ -78,7 +80,7 @@ fn a_subcommand_after_options_is_told_to_come_first() {
 // A flag beats the other option's environment variable
 
 #[test]
-fn a_redis_flag_wins_over_rlock_redis_file() {
+fn a_redis_flag_wins_over_invokedredis_file() {
     let redis = RedisServer::start();
     let dir = temp_dir();
     let nowhere = url_file(dir.path(), &[format!("redis://127.0.0.1:{}", free_port())]);
@@ -96,7 +98,7 @@ fn a_redis_flag_wins_over_rlock_redis_file() {
 }
 
 #[test]
-fn a_redis_file_flag_wins_over_rlock_redis() {
+fn a_redis_file_flag_wins_over_invokedredis() {
     let redis = RedisServer::start();
     let dir = temp_dir();
     let file = url_file(dir.path(), &[redis.url()]);
