@@ -12,7 +12,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::Signal;
 
 use crate::exit;
@@ -298,36 +299,9 @@ pub struct LockArgs {
     #[arg(short, long, env = "RLOCK_KEY")]
     pub key: Option<String>,
 
-    /// Redis node URL; give it several times (or comma-separated) for a Redlock quorum.
-    ///
-    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS), redis+unix:///PATH[?db=N],
-    /// redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]. A Redis Cluster
-    /// is reached through any one of its nodes. Keep passwords out of the command line, which
-    /// every user sees in `ps`: use RLOCK_REDIS or --redis-file.
-    #[arg(
-        short,
-        long = "redis",
-        env = "RLOCK_REDIS",
-        value_name = "URL",
-        value_delimiter = ',',
-        hide_env_values = true,
-        default_value = "redis://127.0.0.1:6379",
-        help_heading = "Connection"
-    )]
-    pub redis: Vec<String>,
-
-    /// Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable
-    /// by group or others.
-    ///
-    /// It must be a regular file of at most 64 KiB, with lines of at most 1024 bytes.
-    #[arg(
-        long,
-        env = "RLOCK_REDIS_FILE",
-        value_name = "FILE",
-        conflicts_with = "redis",
-        help_heading = "Connection"
-    )]
-    pub redis_file: Option<PathBuf>,
+    /// Where the Redis nodes are named: --redis or --redis-file.
+    #[command(flatten)]
+    pub nodes: Nodes,
 
     /// Trust the CAs in this PEM file for rediss:// nodes, instead of the system's roots.
     #[arg(
@@ -384,6 +358,84 @@ pub struct LockArgs {
     /// Print no warnings (errors are always printed).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// The Redis nodes' URLs, or the file that lists them, each with where its value came from.
+///
+/// A flag on the command line wins over the other option's environment variable as well as its
+/// own (`RLOCK_REDIS_FILE=nodes rlock -r URL` uses URL). clap's conflict rules count a variable as
+/// given, so they cannot say that: the sources are kept here, and `config` chooses.
+#[derive(Debug)]
+pub struct Nodes {
+    /// The URLs of --redis, RLOCK_REDIS or the default, as clap split them at commas.
+    pub redis: Vec<String>,
+    /// Where `redis` came from: the command line, the environment or the default.
+    pub redis_source: Option<ValueSource>,
+    /// The file of URLs, from --redis-file or RLOCK_REDIS_FILE.
+    pub redis_file: Option<PathBuf>,
+    /// Where `redis_file` came from, if it is given.
+    pub redis_file_source: Option<ValueSource>,
+}
+
+impl FromArgMatches for Nodes {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let flags = NodeFlags::from_arg_matches(matches)?;
+        Ok(Nodes {
+            redis: flags.redis,
+            redis_source: matches.value_source("redis"),
+            redis_file: flags.redis_file,
+            redis_file_source: matches.value_source("redis_file"),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Nodes::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for Nodes {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        NodeFlags::augment_args(cmd)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        NodeFlags::augment_args_for_update(cmd)
+    }
+}
+
+/// The options behind [`Nodes`], as clap parses them.
+#[derive(Args, Debug)]
+struct NodeFlags {
+    /// Redis node URL; give it several times (or comma-separated) for a Redlock quorum.
+    ///
+    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS), redis+unix:///PATH[?db=N],
+    /// redis+sentinel://[USER:PASSWORD@]HOST:PORT[,HOST:PORT...]/SERVICE[/DB]. A Redis Cluster
+    /// is reached through any one of its nodes. Keep passwords out of the command line, which
+    /// every user sees in `ps`: use RLOCK_REDIS or --redis-file.
+    #[arg(
+        short,
+        long = "redis",
+        env = "RLOCK_REDIS",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379",
+        help_heading = "Connection"
+    )]
+    redis: Vec<String>,
+
+    /// Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable
+    /// by group or others.
+    ///
+    /// It must be a regular file of at most 64 KiB, with lines of at most 1024 bytes.
+    #[arg(
+        long,
+        env = "RLOCK_REDIS_FILE",
+        value_name = "FILE",
+        help_heading = "Connection"
+    )]
+    redis_file: Option<PathBuf>,
 }
 
 /// How long to wait for a busy lock.

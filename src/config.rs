@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{LockArgs, RunArgs, Wait};
+use clap::parser::ValueSource;
+
+use crate::cli::{LockArgs, Nodes, RunArgs, Wait};
 use crate::exit;
 use crate::lease::{Tls, quorum};
 use crate::log::{self, Level};
@@ -95,13 +97,7 @@ pub fn lock(args: &LockArgs) -> Result<LockSettings> {
             humantime::format_duration(MAX_TTL)
         )));
     }
-    let urls = match &args.redis_file {
-        Some(path) => read_redis_file(path)?,
-        None => join_urls(&args.redis)?,
-    };
-    if args.redis_file.is_none() {
-        warn_of_passwords_in_argv(&urls);
-    }
+    let urls = node_urls(&args.nodes)?;
     let tls = Tls {
         ca: args.tls_ca.clone(),
         client: args.tls_cert.clone().zip(args.tls_key.clone()),
@@ -362,19 +358,43 @@ fn looks_like_a_url(line: &str) -> bool {
     })
 }
 
-/// Warns when a URL with a password came from the command line, where `ps` shows it to all.
-fn warn_of_passwords_in_argv(urls: &[String]) {
-    // args_os: a command's arguments need not be UTF-8, and std::env::args would panic on them.
-    let argv: Vec<String> = std::env::args_os()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .take_while(|a| a != "--")
-        .collect();
-    let exposed = urls
+/// The nodes' URLs, from `--redis-file` or `--redis`: a flag wins over the other option's
+/// variable, and two of a kind (two flags, or two variables) are refused.
+fn node_urls(nodes: &Nodes) -> Result<Vec<String>> {
+    let flag = |source| source == Some(ValueSource::CommandLine);
+    let variable = |source| source == Some(ValueSource::EnvVariable);
+    let (redis, file) = (nodes.redis_source, nodes.redis_file_source);
+    let path = match &nodes.redis_file {
+        Some(_) if flag(redis) && flag(file) => {
+            return Err(exit::usage(
+                "--redis and --redis-file cannot be used together: name the nodes one way",
+            ));
+        }
+        Some(_) if variable(redis) && variable(file) => {
+            return Err(exit::usage(
+                "RLOCK_REDIS and RLOCK_REDIS_FILE are both set: unset one, or choose with \
+                 --redis or --redis-file",
+            ));
+        }
+        Some(_) if flag(redis) => None,
+        path => path.as_deref(),
+    };
+    if let Some(path) = path {
+        return read_redis_file(path);
+    }
+    let urls = join_urls(&nodes.redis)?;
+    if flag(redis) {
+        warn_of_passwords_on_the_command_line(&urls);
+    }
+    Ok(urls)
+}
+
+/// Warns when a URL from the command line has a password, which `ps` shows to every user.
+fn warn_of_passwords_on_the_command_line(urls: &[String]) {
+    if urls
         .iter()
-        .filter(|url| crate::lease::node::redact(url) != **url)
-        .any(|url| argv.iter().any(|arg| arg.contains(url.as_str())));
-    if exposed {
+        .any(|url| crate::lease::node::redact(url) != *url)
+    {
         log::warning!(
             "a Redis password is on the command line, where any user can read it with ps; \
              pass the URL in RLOCK_REDIS or --redis-file instead"
@@ -543,6 +563,42 @@ mod tests {
         ] {
             assert!(!looks_like_a_url(line), "{line:?}");
         }
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_other_options_variable_and_two_of_a_kind_conflict() {
+        use ValueSource::{CommandLine, DefaultValue, EnvVariable};
+        let nodes = |redis, file| Nodes {
+            redis: vec!["redis://from-redis".to_owned()],
+            redis_source: Some(redis),
+            redis_file: Some("/nonexistent/urls".into()),
+            redis_file_source: Some(file),
+        };
+        let read_the_file = |redis, file| {
+            node_urls(&nodes(redis, file))
+                .unwrap_err()
+                .to_string()
+                .contains("cannot read --redis-file /nonexistent/urls")
+        };
+        assert_eq!(
+            node_urls(&nodes(CommandLine, EnvVariable)).unwrap(),
+            ["redis://from-redis"]
+        );
+        assert!(read_the_file(EnvVariable, CommandLine));
+        assert!(read_the_file(DefaultValue, CommandLine));
+        assert!(read_the_file(DefaultValue, EnvVariable));
+        let both = |redis, file| node_urls(&nodes(redis, file)).unwrap_err().to_string();
+        assert!(
+            both(CommandLine, CommandLine).starts_with("--redis and --redis-file cannot"),
+            "{}",
+            both(CommandLine, CommandLine)
+        );
+        assert!(
+            both(EnvVariable, EnvVariable)
+                .starts_with("RLOCK_REDIS and RLOCK_REDIS_FILE are both set"),
+            "{}",
+            both(EnvVariable, EnvVariable)
+        );
     }
 
     #[test]

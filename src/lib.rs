@@ -24,6 +24,7 @@
 //! - [`log`]: warnings and progress on stderr, never waiting for it.
 //! - [`out`]: results on stdout, never dying of it.
 //! - [`guard`]: a process of its own that stops the command's group if rlock dies.
+//! - [`usage`]: a command-line error as one line that says what to type instead.
 //!
 //! `lease` and `supervise` never import each other: they meet in [`cmd::run`] through one channel.
 
@@ -41,6 +42,7 @@ pub mod log;
 pub mod out;
 pub mod signals;
 pub mod supervise;
+pub mod usage;
 
 use anyhow::Result;
 
@@ -55,14 +57,4 @@ pub fn run(cli: cli::Cli) -> Result<u8> {
         Some(cli::Command::Status(args)) => cmd::status::status(&args),
         Some(cli::Command::Completions { shell }) => cmd::completions::completions(shell),
     }
-}
-
-/// One line for a command-line parsing error, in rlock's `rlock: …` form.
-pub fn usage_line(err: &clap::Error) -> String {
-    // clap's first paragraph is the message; the rest is usage and tips that --help covers.
-    let text = err.render().to_string();
-    let text = text.split("\n\n").next().unwrap_or_default();
-    let text = text.trim().strip_prefix("error: ").unwrap_or(text.trim());
-    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    format!("{joined} (see 'rlock --help')")
 }

@@ -1,5 +1,6 @@
 //! The `rlock` binary: parse, run, print any error once, exit with its documented status.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,7 +22,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(err) => {
             return match err.kind() {
@@ -34,7 +36,8 @@ fn run() -> ExitCode {
                     ExitCode::from(exit::USAGE)
                 }
                 _ => {
-                    rlock::log::error(format_args!("{}", rlock::usage_line(&err)), LAST_WORDS);
+                    let line = rlock::usage::line(&err, &argv);
+                    rlock::log::error(format_args!("{line}"), LAST_WORDS);
                     ExitCode::from(exit::USAGE)
                 }
             };

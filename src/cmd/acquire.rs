@@ -68,7 +68,7 @@ fn render(format: AcquireFormat, s: &config::LockSettings, lock: &Lock, grant: &
         AcquireFormat::Json => json!({
             "key": s.key,
             "token": grant.token,
-            "fence": grant.fence,
+            "fence": super::fence_json(grant.fence),
             "ttl_ms": millis(s.ttl),
             "validity_ms": millis(grant.deadline.remaining()),
             "nodes": lock.names(),

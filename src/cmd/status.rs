@@ -87,13 +87,13 @@ fn as_json(key: &str, state: &LockStatus) -> Value {
     let holder: serde_json::Map<String, Value> = state
         .holder
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .map(|(k, v)| (k.clone(), holder_field(k, v)))
         .collect();
     let nodes: Vec<Value> = state
         .nodes
         .iter()
         .map(|(name, view)| match view {
-            Ok(v) => json!({"url": name, "held": v.digest.is_some(), "ttl_ms": ms(v.ttl), "fence": v.fence}),
+            Ok(v) => json!({"url": name, "held": v.digest.is_some(), "ttl_ms": ms(v.ttl), "fence": v.fence.map(super::fence_json)}),
             Err(e) => json!({"url": name, "error": e.to_string()}),
         })
         .collect();
@@ -103,9 +103,22 @@ fn as_json(key: &str, state: &LockStatus) -> Value {
         "mine": state.mine,
         "expires_in_ms": ms(state.expires_in),
         "holder": if holder.is_empty() { Value::Null } else { Value::Object(holder) },
-        "fence": state.fence,
+        "fence": state.fence.map(super::fence_json),
         "nodes": nodes,
     })
+}
+
+/// The holder record's fields that are numbers, though Redis stores every field as text.
+const NUMERIC_HOLDER_FIELDS: [&str; 2] = ["pid", "since"];
+
+/// One field of the holder record as JSON: `pid` and `since` (Unix seconds) as numbers, or null
+/// if the record holds something else there, so that their type never changes.
+fn holder_field(name: &str, text: &str) -> Value {
+    if NUMERIC_HOLDER_FIELDS.contains(&name) {
+        text.parse::<u64>().map_or(Value::Null, Value::from)
+    } else {
+        Value::String(text.to_owned())
+    }
 }
 
 /// A holder's `since` (Unix seconds) as an RFC 3339 time, or as stored if it is not a number.
@@ -116,4 +129,48 @@ fn since(text: &str) -> String {
             humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held_by(holder: &[(&str, &str)]) -> LockStatus {
+        LockStatus {
+            held: true,
+            mine: false,
+            expires_in: Some(Duration::from_millis(1500)),
+            holder: holder
+                .iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            fence: Some(7),
+            nodes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn json_gives_the_holders_pid_and_since_as_numbers() {
+        let v = as_json(
+            "job",
+            &held_by(&[
+                ("host", "web1"),
+                ("pid", "4242"),
+                ("command", "backup"),
+                ("since", "1764000000"),
+            ]),
+        );
+        assert_eq!(
+            v["holder"],
+            json!({"host": "web1", "pid": 4242, "command": "backup", "since": 1_764_000_000})
+        );
+        assert_eq!(v["expires_in_ms"], 1500);
+        assert_eq!(v["fence"], "7", "a string, exact beyond 2^53");
+    }
+
+    #[test]
+    fn json_gives_null_for_a_holder_number_that_is_not_one() {
+        let v = as_json("job", &held_by(&[("pid", "?"), ("since", "")]));
+        assert_eq!(v["holder"], json!({"pid": null, "since": null}));
+    }
 }

@@ -406,7 +406,7 @@ fn fenced_write_sh_rejects_a_stale_holders_write_and_keeps_the_newer_value() {
         .output();
     a.assert_success();
     let stale: Value = serde_json::from_str(&a.stdout).expect("JSON");
-    let stale = stale["fence"].as_u64().expect("a fence").to_string();
+    let stale = stale["fence"].as_str().expect("a fence").to_owned();
     wait_for("A's lease to expire", Duration::from_secs(5), || {
         !redis.exists("rlock:{publish}")
     });

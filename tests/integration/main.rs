@@ -11,6 +11,7 @@ mod dying;
 mod examples;
 mod fixture;
 mod generated;
+mod messages;
 mod misbehaving;
 mod redlock;
 mod run;

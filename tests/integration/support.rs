@@ -72,6 +72,15 @@ pub fn temp_dir() -> tempfile::TempDir {
     tempfile::tempdir().expect("create a temporary directory")
 }
 
+/// Writes `urls`, one per line, to `DIR/redis-urls` with mode 0600, as `--redis-file` wants it.
+pub fn url_file(dir: &Path, urls: &[String]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = dir.join("redis-urls");
+    fs::write(&path, urls.join("\n") + "\n").expect("write the URL file");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod the URL file");
+    path
+}
+
 /// True when process `pid` no longer exists or is a zombie (`kill -0` succeeds on zombies).
 pub fn process_gone(pid: i32) -> bool {
     proc_state(pid).is_none_or(|state| state == 'Z' || state == 'X')
