@@ -23,7 +23,110 @@ pub fn completions(shell: Shell) -> Result<u8> {
 
 /// The completion script for `shell`.
 pub fn script(shell: Shell) -> Vec<u8> {
+    let mut cmd = for_completion(&Cli::command());
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "rlock", &mut script);
+    clap_complete::generate(shell, &mut cmd, "rlock", &mut script);
+    if shell == Shell::Bash {
+        script = bash_command_after_dashes(script);
+    }
+    if shell == Shell::Fish {
+        script = fish_needs_command_despite_a_missing_value(script);
+        script.extend(fish_positionals(&cmd));
+    }
     script
+}
+
+/// Makes bash complete a command line after `--` (`rlock -k job -- <Tab>`), where the generated
+/// function would offer rlock's own options and subcommands again: with bash-completion's
+/// `_command_offset` if it is loaded, as `sudo` and `timeout` do, else with command names.
+fn bash_command_after_dashes(script: Vec<u8>) -> Vec<u8> {
+    const DASHES: &str = r#"
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        if [[ ${COMP_WORDS[i]} == -- ]]; then
+            if declare -F _command_offset >/dev/null; then
+                _command_offset $(( i + 1 ))
+            else
+                COMPREPLY=( $(compgen -c -- "${cur}") )
+            fi
+            return 0
+        fi
+    done
+"#;
+    let script = String::from_utf8(script).expect("clap_complete writes UTF-8");
+    let anchor = "    opts=\"\"\n";
+    let at = script
+        .find(anchor)
+        .expect("the bash script's function starts with opts=\"\"")
+        + anchor.len();
+    format!("{}{DASHES}{}", &script[..at], &script[at..]).into_bytes()
+}
+
+/// Makes fish complete the value of a top-level option (`rlock --kill-signal <Tab>`).
+///
+/// The generated `__fish_rlock_needs_command` parses the line with `argparse`, which fails on an
+/// option still missing its value, the one being completed; the function then says a subcommand
+/// was given, and fish offers files. `argparse -s` stops at the first word that is not an option,
+/// so a failure means no subcommand was seen yet.
+fn fish_needs_command_despite_a_missing_value(script: Vec<u8>) -> Vec<u8> {
+    let script = String::from_utf8(script).expect("clap_complete writes UTF-8");
+    let (head, function) = script
+        .split_once("function __fish_rlock_needs_command\n")
+        .expect("the fish script defines __fish_rlock_needs_command");
+    let function = function.replacen("    or return\n", "    or return 0\n", 1);
+    assert!(
+        function.contains("or return 0\n"),
+        "__fish_rlock_needs_command no longer returns after argparse: check this patch"
+    );
+    format!("{head}function __fish_rlock_needs_command\n{function}").into_bytes()
+}
+
+/// `rlock`'s command line as the completion generators should see it: without run mode's
+/// `-- COMMAND` at the top level.
+///
+/// The generators treat that positional as an ordinary first word, before the subcommand: zsh
+/// then takes `rlock acquire` for a COMMAND named acquire and offers run mode's options after it,
+/// or subcommand names after `rlock completions`. Without it, the first word is the subcommand,
+/// and a COMMAND still comes after `--`, where no generator completes anything but files.
+fn for_completion(cli: &clap::Command) -> clap::Command {
+    // clap can add an argument but not remove one: rebuild the top level from its parts.
+    // (`Cli` has `#[command(version)]`, hence `-V`.)
+    clap::Command::new("rlock")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(cli.get_arguments().filter(|a| !a.is_last_set()).map(|arg| {
+            // `-c` conflicts with COMMAND only; that conflict must go with it.
+            if arg.get_id() == "shell" {
+                arg.clone()
+                    .conflicts_with(clap::builder::Resettable::<clap::Id>::Reset)
+            } else {
+                arg.clone()
+            }
+        }))
+        .subcommands(cli.get_subcommands().cloned())
+}
+
+/// Lines that complete the positional values fish's generator leaves out (it completes options
+/// only), so that `rlock completions <Tab>` offers shells, not files.
+fn fish_positionals(cmd: &clap::Command) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for sub in cmd.get_subcommands() {
+        for arg in sub.get_positionals() {
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_owned())
+                .collect();
+            if values.is_empty() {
+                continue;
+            }
+            // Names of subcommands and clap's value names: plain words, safe inside quotes.
+            let (name, values) = (sub.get_name(), values.join(" "));
+            writeln!(
+                lines,
+                "complete -c rlock -n \"__fish_rlock_using_subcommand {name}\" -f -a \"{values}\""
+            )
+            .expect("writing to memory cannot fail");
+        }
+    }
+    lines
 }
