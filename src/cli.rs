@@ -84,7 +84,8 @@ pub enum Command {
     ///
     /// Example:
     ///
-    ///   $ lease=$(rlock acquire -k deploy -t 5m --format shell) && eval "$lease"
+    ///   $ lease=$(rlock acquire -k deploy -t 5m --format shell)
+    ///   $ eval "$lease"
     ///   $ ./deploy-step-1 && rlock extend && ./deploy-step-2
     ///   $ rlock release
     #[command(verbatim_doc_comment, after_long_help = exit::help())]
