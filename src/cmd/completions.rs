@@ -27,7 +27,10 @@ pub fn script(shell: Shell) -> Vec<u8> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "rlock", &mut script);
     if shell == Shell::Bash {
-        script = bash_command_after_dashes(script);
+        script = insert_after(script, "    opts=\"\"\n", BASH_COMMAND_AFTER_DASHES);
+    }
+    if shell == Shell::Zsh {
+        script = insert_after(script, "_rlock() {\n", ZSH_COMMAND_AFTER_DASHES);
     }
     if shell == Shell::Fish {
         script = fish_needs_command_despite_a_missing_value(script);
@@ -39,8 +42,7 @@ pub fn script(shell: Shell) -> Vec<u8> {
 /// Makes bash complete a command line after `--` (`rlock -k job -- <Tab>`), where the generated
 /// function would offer rlock's own options and subcommands again: with bash-completion's
 /// `_command_offset` if it is loaded, as `sudo` and `timeout` do, else with command names.
-fn bash_command_after_dashes(script: Vec<u8>) -> Vec<u8> {
-    const DASHES: &str = r#"
+const BASH_COMMAND_AFTER_DASHES: &str = r#"
     for (( i = 1; i < COMP_CWORD; i++ )); do
         if [[ ${COMP_WORDS[i]} == -- ]]; then
             if declare -F _command_offset >/dev/null; then
@@ -52,13 +54,27 @@ fn bash_command_after_dashes(script: Vec<u8>) -> Vec<u8> {
         fi
     done
 "#;
+
+/// Makes zsh complete a command line after `--`, where `_arguments -S` would skip the `--` and
+/// offer subcommand names: the words after it are completed as a command of their own, as
+/// `_precommand` does for `nice` or `sudo`.
+const ZSH_COMMAND_AFTER_DASHES: &str = r#"    local dashes=${words[(i)--]}
+    if (( dashes < CURRENT )); then
+        words=("${(@)words[dashes+1,-1]}")
+        (( CURRENT -= dashes ))
+        _normal
+        return
+    fi
+"#;
+
+/// `script` with `code` inserted after the first line that is `anchor`.
+fn insert_after(script: Vec<u8>, anchor: &str, code: &str) -> Vec<u8> {
     let script = String::from_utf8(script).expect("clap_complete writes UTF-8");
-    let anchor = "    opts=\"\"\n";
     let at = script
         .find(anchor)
-        .expect("the bash script's function starts with opts=\"\"")
+        .unwrap_or_else(|| panic!("the generated script has no line {anchor:?}"))
         + anchor.len();
-    format!("{}{DASHES}{}", &script[..at], &script[at..]).into_bytes()
+    format!("{}{code}{}", &script[..at], &script[at..]).into_bytes()
 }
 
 /// Makes fish complete the value of a top-level option (`rlock --kill-signal <Tab>`).
