@@ -4,6 +4,8 @@ function __fish_rlock_global_optspecs
 end
 
 function __fish_rlock_needs_command
+    contains -- -- (commandline -opc)
+    and return 1
     # Figure out if the current invocation already has a command.
     set -l cmd (commandline -opc)
     set -e cmd[1]
@@ -152,4 +154,12 @@ complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_su
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+
+function __fish_rlock_command_after_dashes
+    set -l words (commandline -opc) (commandline -ct)
+    set -l at (contains -i -- -- $words)
+    __fish_complete_subcommand --commandline $words[(math $at + 1)..-1]
+end
+
+complete -c rlock -n "contains -- -- (commandline -opc)" -x -a "(__fish_rlock_command_after_dashes)"
 complete -c rlock -n "__fish_rlock_using_subcommand completions" -f -a "bash elvish fish powershell zsh"

@@ -33,7 +33,7 @@ pub fn script(shell: Shell) -> Vec<u8> {
         script = insert_after(script, "_rlock() {\n", ZSH_COMMAND_AFTER_DASHES);
     }
     if shell == Shell::Fish {
-        script = fish_needs_command_despite_a_missing_value(script);
+        script = fish_patched(script);
         script.extend(fish_positionals(&cmd));
     }
     script
@@ -77,13 +77,25 @@ fn insert_after(script: Vec<u8>, anchor: &str, code: &str) -> Vec<u8> {
     format!("{}{code}{}", &script[..at], &script[at..]).into_bytes()
 }
 
-/// Makes fish complete the value of a top-level option (`rlock --kill-signal <Tab>`).
+/// Makes fish complete the value of a top-level option (`rlock --kill-signal <Tab>`), and a
+/// command line after `--`.
 ///
 /// The generated `__fish_rlock_needs_command` parses the line with `argparse`, which fails on an
 /// option still missing its value, the one being completed; the function then says a subcommand
 /// was given, and fish offers files. `argparse -s` stops at the first word that is not an option,
-/// so a failure means no subcommand was seen yet.
-fn fish_needs_command_despite_a_missing_value(script: Vec<u8>) -> Vec<u8> {
+/// so a failure means no subcommand was seen yet. After `--`, it said no subcommand was given,
+/// and fish offered subcommand names; now none of rlock's own completions apply there, and the
+/// words after `--` are completed as a command, as for `nice` or `sudo`.
+fn fish_patched(script: Vec<u8>) -> Vec<u8> {
+    const AFTER_DASHES: &str = r#"
+function __fish_rlock_command_after_dashes
+    set -l words (commandline -opc) (commandline -ct)
+    set -l at (contains -i -- -- $words)
+    __fish_complete_subcommand --commandline $words[(math $at + 1)..-1]
+end
+
+complete -c rlock -n "contains -- -- (commandline -opc)" -x -a "(__fish_rlock_command_after_dashes)"
+"#;
     let script = String::from_utf8(script).expect("clap_complete writes UTF-8");
     let (head, function) = script
         .split_once("function __fish_rlock_needs_command\n")
@@ -93,7 +105,9 @@ fn fish_needs_command_despite_a_missing_value(script: Vec<u8>) -> Vec<u8> {
         function.contains("or return 0\n"),
         "__fish_rlock_needs_command no longer returns after argparse: check this patch"
     );
-    format!("{head}function __fish_rlock_needs_command\n{function}").into_bytes()
+    let past_dashes = "    contains -- -- (commandline -opc)\n    and return 1\n";
+    format!("{head}function __fish_rlock_needs_command\n{past_dashes}{function}{AFTER_DASHES}")
+        .into_bytes()
 }
 
 /// `rlock`'s command line as the completion generators should see it: without run mode's
