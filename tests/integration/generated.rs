@@ -408,6 +408,33 @@ fn man_pages_render_without_warnings() {
 }
 
 #[test]
+fn man_pages_pass_mandoc_lint() {
+    if !installed("mandoc") {
+        eprintln!("SKIPPED: mandoc is not installed (apt-get install mandoc)");
+        assert!(std::env::var_os("CI").is_none(), "CI needs mandoc");
+        return;
+    }
+    for (path, _) in man_pages() {
+        let out = Command::new("mandoc")
+            .args(["-Tlint", "-W", "warning"])
+            .arg(root().join(&path))
+            .output()
+            .expect("running mandoc");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && report.is_empty(),
+            "mandoc -Tlint -W warning {}: {}\n{report}",
+            path.display(),
+            out.status
+        );
+    }
+}
+
+#[test]
 fn man_page_examples_stay_whole_lines_at_80_columns() {
     if !installed("groff") {
         eprintln!("SKIPPED: groff is not installed (apt-get install groff-base)");
