@@ -1,7 +1,13 @@
 //! `rlock completions SHELL`: print a shell's completion script, generated from the command line
 //! definition in `cli`. It needs no lock and no Redis.
 //!
-//! The same scripts are committed under `completions/`; a test keeps them equal to [`script`].
+//! The same scripts are committed under `completions/`; a test keeps them equal to [`script`],
+//! and `tests/integration/completion_shells.rs` runs them in bash, zsh and fish.
+//!
+//! They are `clap_complete`'s, from the command line without run mode's top-level `-- COMMAND`
+//! (see `for_completion`), with a few lines added where a generator falls short: a command
+//! line after `--` in bash, zsh and fish, and positional values and top-level option values in
+//! fish. Help text never holds shell code: the scripts quote it, in double quotes for some.
 
 use std::io::{self, Write};
 
