@@ -10,6 +10,17 @@ _rlock() {
     cmd=""
     opts=""
 
+    for (( i = 1; i < COMP_CWORD; i++ )); do
+        if [[ ${COMP_WORDS[i]} == -- ]]; then
+            if declare -F _command_offset >/dev/null; then
+                _command_offset $(( i + 1 ))
+            else
+                COMPREPLY=( $(compgen -c -- "${cur}") )
+            fi
+            return 0
+        fi
+    done
+
     for i in "${COMP_WORDS[@]:0:COMP_CWORD}"
     do
         case "${cmd},${i}" in
@@ -132,7 +143,7 @@ _rlock() {
                     return 0
                     ;;
                 --kill-signal)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "TERM INT HUP QUIT KILL USR1 USR2 ALRM" -- "${cur}"))
                     return 0
                     ;;
                 --kill-after)
@@ -562,7 +573,7 @@ _rlock() {
                     return 0
                     ;;
                 --kill-signal)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "TERM INT HUP QUIT KILL USR1 USR2 ALRM" -- "${cur}"))
                     return 0
                     ;;
                 --kill-after)

@@ -4,11 +4,13 @@ function __fish_rlock_global_optspecs
 end
 
 function __fish_rlock_needs_command
+    contains -- -- (commandline -opc)
+    and return 1
     # Figure out if the current invocation already has a command.
     set -l cmd (commandline -opc)
     set -e cmd[1]
     argparse -s (__fish_rlock_global_optspecs) -- $cmd 2>/dev/null
-    or return
+    or return 0
     if set -q argv[1]
         # Also print the command, so this can be used to figure out what it is.
         echo $argv[1]
@@ -34,24 +36,31 @@ complete -c rlock -n "__fish_rlock_needs_command" -s t -l ttl -d 'Lease time to 
 complete -c rlock -n "__fish_rlock_needs_command" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
-complete -c rlock -n "__fish_rlock_needs_command" -l kill-signal -d 'The signal that stops the command when the lease cannot be kept (name or number)' -r
+complete -c rlock -n "__fish_rlock_needs_command" -l kill-signal -d 'The signal that stops the command when the lease cannot be kept (name or number)' -r -f -a "TERM\t''
+INT\t''
+HUP\t''
+QUIT\t''
+KILL\t''
+USR1\t''
+USR2\t''
+ALRM\t''"
 complete -c rlock -n "__fish_rlock_needs_command" -l kill-after -d 'Grace between --kill-signal and SIGKILL [default: 5s, or a quarter of the TTL if less]' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l max-time -d 'Stop the command if it runs longer than this (--kill-signal, then SIGKILL), exit 124' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l min-hold -d 'Keep the lock at least this long after the command started, even if it finishes sooner' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l jitter -d 'Sleep a random time in [0, DURATION) before the first attempt, to spread hosts apart' -r
-complete -c rlock -n "__fish_rlock_needs_command" -s c -l command -d 'Run SHELL COMMAND with `sh -c` instead of COMMAND' -r
+complete -c rlock -n "__fish_rlock_needs_command" -s c -l command -d 'Run SHELL COMMAND with sh -c instead of COMMAND' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_needs_command" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_needs_command" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rlock -n "__fish_rlock_needs_command" -s V -l version -d 'Print version'
-complete -c rlock -n "__fish_rlock_needs_command" -a "run" -d 'Run a command while holding the lock (what `rlock` alone does).'
-complete -c rlock -n "__fish_rlock_needs_command" -a "acquire" -d 'Take the lease and print it, for scripts that release it later (`rlock release`).'
-complete -c rlock -n "__fish_rlock_needs_command" -a "extend" -d 'Extend a lease you hold to a fresh TTL.'
-complete -c rlock -n "__fish_rlock_needs_command" -a "release" -d 'Release a lease you hold (compare-and-delete on every node).'
-complete -c rlock -n "__fish_rlock_needs_command" -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
-complete -c rlock -n "__fish_rlock_needs_command" -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
-complete -c rlock -n "__fish_rlock_needs_command" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "run" -d 'Run a command while holding the lock (what rlock alone does).'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "acquire" -d 'Take the lease and print it, for scripts that release it later (rlock release).'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "extend" -d 'Extend a lease you hold to a fresh TTL.'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node).'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l redis-file -d 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others' -r -F
@@ -62,12 +71,19 @@ complete -c rlock -n "__fish_rlock_using_subcommand run" -s t -l ttl -d 'Lease t
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
-complete -c rlock -n "__fish_rlock_using_subcommand run" -l kill-signal -d 'The signal that stops the command when the lease cannot be kept (name or number)' -r
+complete -c rlock -n "__fish_rlock_using_subcommand run" -l kill-signal -d 'The signal that stops the command when the lease cannot be kept (name or number)' -r -f -a "TERM\t''
+INT\t''
+HUP\t''
+QUIT\t''
+KILL\t''
+USR1\t''
+USR2\t''
+ALRM\t''"
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l kill-after -d 'Grace between --kill-signal and SIGKILL [default: 5s, or a quarter of the TTL if less]' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l max-time -d 'Stop the command if it runs longer than this (--kill-signal, then SIGKILL), exit 124' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l min-hold -d 'Keep the lock at least this long after the command started, even if it finishes sooner' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l jitter -d 'Sleep a random time in [0, DURATION) before the first attempt, to spread hosts apart' -r
-complete -c rlock -n "__fish_rlock_using_subcommand run" -s c -l command -d 'Run SHELL COMMAND with `sh -c` instead of COMMAND' -r
+complete -c rlock -n "__fish_rlock_using_subcommand run" -s c -l command -d 'Run SHELL COMMAND with sh -c instead of COMMAND' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s q -l quiet -d 'Print no warnings (errors are always printed)'
@@ -82,9 +98,9 @@ complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s t -l ttl -d 'Lea
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
-complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l format -d 'What to print on success' -r -f -a "plain\t'The token alone, on one line: `token=$(rlock acquire -k job)`'
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l format -d 'What to print on success' -r -f -a "plain\t'The token alone, on one line'
 json\t'One JSON object: key, token, fence, ttl_ms, validity_ms, nodes'
-shell\t'`export RLOCK_KEY=... RLOCK_TOKEN=... RLOCK_FENCE=... RLOCK_REDIS=...` lines for `eval`'"
+shell\t'Export lines for eval: RLOCK_KEY, RLOCK_TOKEN, RLOCK_FENCE, RLOCK_REDIS and more'"
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s q -l quiet -d 'Print no warnings (errors are always printed)'
@@ -97,7 +113,7 @@ complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-cert -d 'Clie
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
-complete -c rlock -n "__fish_rlock_using_subcommand extend" -l token -d 'The lease\'s token, as `acquire` printed it (RLOCK_TOKEN is set by `rlock run` and by `eval "$(rlock acquire --format shell)"`)' -r
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -l token -d 'The lease\'s token, as acquire printed it (rlock run sets RLOCK_TOKEN for its command, and so does eval of what acquire --format shell prints)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s q -l quiet -d 'Print no warnings (errors are always printed)'
@@ -110,7 +126,7 @@ complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-cert -d 'Cli
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
-complete -c rlock -n "__fish_rlock_using_subcommand release" -l token -d 'The lease\'s token, as `acquire` printed it (RLOCK_TOKEN is set by `rlock run` and by `eval "$(rlock acquire --format shell)"`)' -r
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l token -d 'The lease\'s token, as acquire printed it (rlock run sets RLOCK_TOKEN for its command, and so does eval of what acquire --format shell prints)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s q -l quiet -d 'Print no warnings (errors are always printed)'
@@ -131,10 +147,19 @@ complete -c rlock -n "__fish_rlock_using_subcommand status" -s v -l verbose -d '
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rlock -n "__fish_rlock_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "run" -d 'Run a command while holding the lock (what `rlock` alone does).'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "acquire" -d 'Take the lease and print it, for scripts that release it later (`rlock release`).'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "run" -d 'Run a command while holding the lock (what rlock alone does).'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "acquire" -d 'Take the lease and print it, for scripts that release it later (rlock release).'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "extend" -d 'Extend a lease you hold to a fresh TTL.'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node).'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+
+function __fish_rlock_command_after_dashes
+    set -l words (commandline -opc) (commandline -ct)
+    set -l at (contains -i -- -- $words)
+    __fish_complete_subcommand --commandline $words[(math $at + 1)..-1]
+end
+
+complete -c rlock -n "contains -- -- (commandline -opc)" -x -a "(__fish_rlock_command_after_dashes)"
+complete -c rlock -n "__fish_rlock_using_subcommand completions" -f -a "bash elvish fish powershell zsh"

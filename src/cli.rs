@@ -12,6 +12,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 use nix::sys::signal::Signal;
@@ -26,10 +27,14 @@ use crate::exit;
 ///
 /// Examples:
 ///
-///   $ rlock -k nightly-report -- ./report.sh          # in a crontab on several hosts: one runs
-///   $ rlock -k deploy -w 10m -- make deploy            # wait up to 10 minutes for the lock
-///   $ rlock -k db -c 'pg_dump app > /backup/app.sql'   # a shell command line
-///   $ rlock -k job -r redis://a:6379 -r redis://b:6379 -r redis://c:6379 -- ./job   # Redlock
+///   # In a crontab on several hosts: one of them runs the report.
+///   $ rlock -k nightly-report -- ./report.sh
+///   # Wait up to 10 minutes for the lock.
+///   $ rlock -k deploy -w 10m -- make deploy
+///   # A shell command line.
+///   $ rlock -k db -c 'pg_dump app > /backup/app.sql'
+///   # Redlock over three nodes.
+///   $ rlock -k job -r redis://a -r redis://b -r redis://c -- ./job
 ///
 /// The command's environment gets RLOCK_KEY, RLOCK_TOKEN, RLOCK_FENCE (a number that rises with
 /// every grant: pass it to the resource you protect and have it refuse lower ones), RLOCK_REDIS,
@@ -59,7 +64,7 @@ pub struct Cli {
 /// rlock's subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a command while holding the lock (what `rlock` alone does).
+    /// Run a command while holding the lock (what rlock alone does).
     ///
     /// Example:
     ///
@@ -72,7 +77,7 @@ pub enum Command {
     )]
     Run(RunArgs),
 
-    /// Take the lease and print it, for scripts that release it later (`rlock release`).
+    /// Take the lease and print it, for scripts that release it later (rlock release).
     ///
     /// The lease is not kept alive: extend it with `rlock extend` before its TTL runs out. Prints the
     /// token (plain), a JSON object (json), or `export` lines for `eval` (shell). Busy: exit 75 (or
@@ -80,7 +85,8 @@ pub enum Command {
     ///
     /// Example:
     ///
-    ///   $ lease=$(rlock acquire -k deploy -t 5m --format shell) && eval "$lease"
+    ///   $ lease=$(rlock acquire -k deploy -t 5m --format shell)
+    ///   $ eval "$lease"
     ///   $ ./deploy-step-1 && rlock extend && ./deploy-step-2
     ///   $ rlock release
     #[command(verbatim_doc_comment, after_long_help = exit::help())]
@@ -177,11 +183,12 @@ pub struct AcquireArgs {
 /// How `acquire` prints the lease.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AcquireFormat {
-    /// The token alone, on one line: `token=$(rlock acquire -k job)`.
+    // No backticks or dollars in these: completion scripts put them inside double quotes.
+    /// The token alone, on one line.
     Plain,
     /// One JSON object: key, token, fence, ttl_ms, validity_ms, nodes.
     Json,
-    /// `export RLOCK_KEY=... RLOCK_TOKEN=... RLOCK_FENCE=... RLOCK_REDIS=...` lines for `eval`.
+    /// Export lines for eval: RLOCK_KEY, RLOCK_TOKEN, RLOCK_FENCE, RLOCK_REDIS and more.
     Shell,
 }
 
@@ -192,8 +199,8 @@ pub struct TokenArgs {
     #[command(flatten)]
     pub lock: LockArgs,
 
-    /// The lease's token, as `acquire` printed it (RLOCK_TOKEN is set by `rlock run` and by
-    /// `eval "$(rlock acquire --format shell)"`).
+    /// The lease's token, as acquire printed it (rlock run sets RLOCK_TOKEN for its command, and
+    /// so does eval of what acquire --format shell prints).
     #[arg(
         long,
         env = "RLOCK_TOKEN",
@@ -249,7 +256,14 @@ pub struct RunArgs {
     /// It is also sent to whatever is left of the command's process group after the command
     /// exits, and to the command if rlock itself is killed. It must be a signal that ends a
     /// process: STOP, TSTP, TTIN, TTOU, CONT, CHLD, URG and WINCH are refused.
-    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal, help_heading = "Stopping")]
+    #[arg(
+        long,
+        value_name = "SIGNAL",
+        default_value = "TERM",
+        value_parser = SignalParser,
+        hide_possible_values = true,
+        help_heading = "Stopping"
+    )]
     pub kill_signal: Signal,
 
     /// Grace between --kill-signal and SIGKILL [default: 5s, or a quarter of the TTL if less].
@@ -278,7 +292,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Cron")]
     pub jitter: Option<Duration>,
 
-    /// Run SHELL COMMAND with `sh -c` instead of COMMAND.
+    /// Run SHELL COMMAND with sh -c instead of COMMAND.
     #[arg(
         short = 'c',
         long = "command",
@@ -287,7 +301,7 @@ pub struct RunArgs {
     )]
     pub shell: Option<String>,
 
-    /// The command to run and its arguments, after `--`.
+    /// The command to run and its arguments, after --.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
@@ -467,6 +481,30 @@ fn parse_signal(text: &str) -> Result<Signal, String> {
     crate::signals::parse(text)
 }
 
+/// `--kill-signal`'s parser: any name or number [`parse_signal`] takes, with the usual names as
+/// possible values for shell completion only (`hide_possible_values` keeps them out of the help,
+/// and clap checks possible values only for parsers that enforce them, which this one does not).
+#[derive(Clone, Copy, Debug)]
+struct SignalParser;
+
+impl TypedValueParser for SignalParser {
+    type Value = Signal;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Signal, clap::Error> {
+        parse_signal.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        let names = crate::signals::STOPPING_NAMES.into_iter();
+        Some(Box::new(names.map(PossibleValue::new)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +521,26 @@ mod tests {
         assert_eq!(parse_wait("forever"), Ok(Wait::Forever));
         assert_eq!(parse_wait("1m 30s"), Ok(Wait::For(Duration::from_secs(90))));
         assert!(parse_wait("soon").unwrap_err().contains("'soon'"));
+    }
+
+    #[test]
+    fn kill_signal_takes_numbers_and_sig_names_beside_the_offered_ones() {
+        for (text, signal) in [
+            ("9", Signal::SIGKILL),
+            ("SIGINT", Signal::SIGINT),
+            ("usr1", Signal::SIGUSR1),
+            ("PROF", Signal::SIGPROF),
+        ] {
+            let cli =
+                Cli::try_parse_from(["rlock", "--kill-signal", text, "-k", "j", "--", "true"])
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(cli.run.kill_signal, signal, "{text}");
+        }
+        let err =
+            Cli::try_parse_from(["rlock", "--kill-signal", "BANANA", "-k", "j", "--", "true"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("unknown signal 'BANANA'"), "{err}");
     }
 
     #[test]

@@ -129,6 +129,11 @@ pub fn listen(mut on: impl FnMut(Caught) + Send + 'static) -> std::io::Result<()
     Ok(())
 }
 
+/// The names shell completion offers for a stopping signal: the usual ones, all of which end a
+/// process. Any other name or number that [`parse`] accepts works too.
+pub const STOPPING_NAMES: [&str; 8] =
+    ["TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "ALRM"];
+
 /// Parses a signal given by name (`TERM`, `SIGTERM`, `term`) or number (`15`).
 pub fn parse(text: &str) -> Result<Signal, String> {
     let bad =
@@ -158,6 +163,14 @@ mod tests {
         assert!(parse("BANANA").unwrap_err().contains("'BANANA'"));
         assert!(parse("0").is_err());
         assert!(parse("99").is_err());
+    }
+
+    #[test]
+    fn the_names_completion_offers_parse_and_end_a_process() {
+        for name in STOPPING_NAMES {
+            let signal = parse(name).unwrap_or_else(|e| panic!("{e}"));
+            assert!(ends_a_process(signal), "{name}");
+        }
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn page(cmd: &clap::Command, sections: &Roff) -> Vec<u8> {
     // clap_mangen puts `.br`, a blank line and `.br` before an option's possible values, which
     // mandoc -Tlint warns about; `.sp` says the same.
     let rendered = rendered.replace("\n.br\n\n.br\n", "\n.sp\n");
+    let rendered = description_examples_unfilled(&rendered);
     // `render` starts every document with the same preamble, which the page already has.
     let preamble = Roff::new().render();
     let ours = sections.render();
@@ -111,6 +112,28 @@ fn page(cmd: &clap::Command, sections: &Roff) -> Vec<u8> {
             (head, format!(".SH VERSION\n{rest}"))
         });
     format!("{head}{ours}{tail}").into_bytes()
+}
+
+/// `rendered` with the example lines of its DESCRIPTION (from `--help`, indented by two spaces)
+/// in `.EX`/`.EE` blocks: filled like prose, a comment ran on into the next example.
+fn description_examples_unfilled(rendered: &str) -> String {
+    let mut out = String::with_capacity(rendered.len());
+    let (mut in_description, mut in_example) = (false, false);
+    for line in rendered.lines() {
+        if line.starts_with(".SH ") {
+            in_description = line == ".SH DESCRIPTION";
+        }
+        let example = in_description && line.starts_with("  ");
+        if example && !in_example {
+            out.push_str(".EX\n");
+        } else if !example && in_example {
+            out.push_str(".EE\n");
+        }
+        in_example = example;
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// The top page's own sections: EXIT STATUS, ENVIRONMENT, EXAMPLES and SEE ALSO.
@@ -220,7 +243,7 @@ fn examples(roff: &mut Roff) {
     )]);
     verbatim(
         roff,
-        "export RLOCK_REDIS=redis://:pw@10.0.0.1,redis://:pw@10.0.0.2,redis://:pw@10.0.0.3\n\
+        "export RLOCK_REDIS=redis://:pw@red1,redis://:pw@red2,redis://:pw@red3\n\
          rlock -k job -- ./job\n",
     );
     roff.control("PP", []);
@@ -381,6 +404,79 @@ fn man_pages_render_without_warnings() {
             page.display(),
             out.status
         );
+    }
+}
+
+#[test]
+fn man_pages_pass_mandoc_lint() {
+    if !installed("mandoc") {
+        eprintln!("SKIPPED: mandoc is not installed (apt-get install mandoc)");
+        assert!(std::env::var_os("CI").is_none(), "CI needs mandoc");
+        return;
+    }
+    for (path, _) in man_pages() {
+        let out = Command::new("mandoc")
+            .args(["-Tlint", "-W", "warning"])
+            .arg(root().join(&path))
+            .output()
+            .expect("running mandoc");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && report.is_empty(),
+            "mandoc -Tlint -W warning {}: {}\n{report}",
+            path.display(),
+            out.status
+        );
+    }
+}
+
+#[test]
+fn man_page_examples_stay_whole_lines_at_80_columns() {
+    if !installed("groff") {
+        eprintln!("SKIPPED: groff is not installed (apt-get install groff-base)");
+        assert!(std::env::var_os("CI").is_none(), "CI needs groff");
+        return;
+    }
+    for (path, page) in man_pages() {
+        let page = String::from_utf8(page).expect("man pages are UTF-8");
+        let out = Command::new("groff")
+            .args(["-man", "-Tascii", "-rLL=80n", "-P-cbou"])
+            .arg(root().join(&path))
+            .output()
+            .expect("running groff");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let wide: Vec<&str> = text.lines().filter(|l| l.chars().count() > 80).collect();
+        assert!(
+            wide.is_empty(),
+            "{}: lines wider than 80 columns:\n{}",
+            path.display(),
+            wide.join("\n")
+        );
+        let mut examples = 0;
+        for block in page.split(".EX\n").skip(1) {
+            let (block, _) = block.split_once(".EE\n").expect(".EX without .EE");
+            for line in block.lines().filter(|l| !l.trim().is_empty()) {
+                let plain = line
+                    .replace("\\-", "-")
+                    .replace("\\*(Aq", "'")
+                    .replace("\\e", "\\")
+                    .replace("\\&", "");
+                examples += 1;
+                assert!(
+                    lines.contains(&plain.trim()),
+                    "{}: example line {plain:?} is not a line of its own at 80 columns:\n{text}",
+                    path.display()
+                );
+            }
+        }
+        if path.ends_with("rlock.1") || path.ends_with("rlock-acquire.1") {
+            assert!(examples > 3, "{}: no examples found", path.display());
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod by_hand;
+mod completion_shells;
 mod connecting;
 mod cron;
 mod dying;
