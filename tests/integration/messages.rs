@@ -80,7 +80,7 @@ fn a_subcommand_after_options_is_told_to_come_first() {
 // A flag beats the other option's environment variable
 
 #[test]
-fn a_redis_flag_wins_over_invokedredis_file() {
+fn a_redis_flag_wins_over_rlock_redis_file() {
     let redis = RedisServer::start();
     let dir = temp_dir();
     let nowhere = url_file(dir.path(), &[format!("redis://127.0.0.1:{}", free_port())]);
@@ -98,7 +98,7 @@ fn a_redis_flag_wins_over_invokedredis_file() {
 }
 
 #[test]
-fn a_redis_file_flag_wins_over_invokedredis() {
+fn a_redis_file_flag_wins_over_rlock_redis() {
     let redis = RedisServer::start();
     let dir = temp_dir();
     let file = url_file(dir.path(), &[redis.url()]);
