@@ -88,6 +88,33 @@ pub struct Outcome {
     pub status: Status,
     /// Why rlock stopped it, if it did.
     pub stopped: Option<Stopped>,
+    /// The supervisor's last wake-up before it decided to stop the command, if it did: a late
+    /// one means that rlock itself was not running (stopped, suspended or starved) meanwhile.
+    pub last_wake: Option<Wake>,
+}
+
+/// One of the supervisor's wake-ups, with the time it was due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wake {
+    /// When the supervisor asked to run again (or did, if an event came first).
+    pub due: Stamp,
+    /// When it ran again.
+    pub woke: Stamp,
+    /// The command's deadline then.
+    pub deadline: Option<Stamp>,
+}
+
+impl Wake {
+    /// How much later than due the supervisor ran.
+    pub fn lateness(self) -> Duration {
+        self.woke.since(self.due)
+    }
+
+    /// Whether the deadline came between the time due and the wake-up.
+    pub fn spans_deadline(self) -> bool {
+        self.deadline
+            .is_some_and(|d| self.due <= d && d <= self.woke)
+    }
 }
 
 /// A running command: the leader of its own process group.
@@ -265,11 +292,22 @@ pub fn supervise(
     let mut stop_sent: Option<Stamp> = None;
     let mut killed: Option<Stamp> = None;
     let mut draining = false;
+    // When the supervisor was due to run again after its last wait: the time it asked for, or
+    // an event's arrival if that came first.
+    let mut due: Option<Stamp> = None;
+    let mut last_wake: Option<Wake> = None;
     loop {
         if child.reap() {
             child.follow_job_control();
         }
         let now = clock::now();
+        if let Some(due) = due.take() {
+            last_wake = Some(Wake {
+                due,
+                woke: now,
+                deadline,
+            });
+        }
         if deadline.is_some_and(|d| now >= d) {
             // Whatever ended the command, its lease may have ended first: the guardian's SIGKILL
             // while rlock was stopped, or an exit that came too late.
@@ -287,14 +325,22 @@ pub fn supervise(
             }
             if !child.group_alive() {
                 child.dismiss_guard();
-                return Outcome { status, stopped };
+                return Outcome {
+                    status,
+                    stopped,
+                    last_wake,
+                };
             }
             if killed.is_some_and(|k| now.since(k) >= AFTER_KILL) {
                 log::warning!(
                     "processes of the command's group survived SIGKILL; releasing the lock anyway"
                 );
                 child.dismiss_guard();
-                return Outcome { status, stopped };
+                return Outcome {
+                    status,
+                    stopped,
+                    last_wake,
+                };
             }
         }
 
@@ -340,7 +386,13 @@ pub fn supervise(
         if draining {
             wake_at(now + POLL);
         }
-        match inbox.recv_until(wake) {
+        let event = inbox.recv_until(wake);
+        let returned = clock::now();
+        // Only a wake-up before the decision to stop can explain that decision.
+        due = stopped
+            .is_none()
+            .then(|| wake.map_or(returned, |asked| asked.min(returned)));
+        match event {
             Some(Event::Signal(signal)) => child.signal(signal),
             Some(Event::Deadline(d)) => {
                 deadline = Some(d);
