@@ -21,7 +21,7 @@ use crate::keeper::{Keeper, LeaseEvent};
 use crate::lease::{Extension, Holder, Lock};
 use crate::log;
 use crate::signals::SignalNumber;
-use crate::supervise::{self, Outcome, Stopped};
+use crate::supervise::{self, Outcome, Stopped, Wake};
 
 /// Runs the command under the lock; returns the exit status.
 pub fn run(settings: &RunSettings) -> Result<u8> {
@@ -118,10 +118,6 @@ fn conclude(
 ) -> Result<u8> {
     let key = &settings.lock.key;
     let hold_until = settings.min_hold.map(|hold| started + hold);
-    let late = match lock.last_failure() {
-        Some(failure) => format!("no extension succeeded in time (last failure: {failure})"),
-        None => "no extension succeeded in time (Redis unreachable or too slow)".to_owned(),
-    };
     let why = match &outcome.stopped {
         None => {
             finish(lock, token, hold_until);
@@ -139,8 +135,18 @@ fn conclude(
                 ),
             ));
         }
-        Some(Stopped::Deadline) => late.as_str(),
-        Some(Stopped::Requested(why)) => why.as_str(),
+        Some(Stopped::Deadline) => lost_why(
+            None,
+            outcome.last_wake,
+            settings.lock.ttl,
+            lock.last_failure(),
+        ),
+        Some(Stopped::Requested(why)) => lost_why(
+            Some(why),
+            outcome.last_wake,
+            settings.lock.ttl,
+            lock.last_failure(),
+        ),
     };
     release(lock, token);
     log::info!("lost: {why}; stopped the command");
@@ -148,6 +154,33 @@ fn conclude(
         exit::LEASE_LOST,
         format!("lost lock '{key}': {why}; the command was stopped"),
     ))
+}
+
+/// Why the lease was lost, in words. If rlock itself did not run (stopped, suspended, starved) from
+/// before the deadline until after it, that is the reason, whatever the keeper found on waking:
+/// no extension could have been sent meanwhile. Otherwise it is the reason the supervisor was
+/// given (`requested`), or else that no extension succeeded in time, with the `last_failure`.
+fn lost_why(
+    requested: Option<&str>,
+    last_wake: Option<Wake>,
+    ttl: Duration,
+    last_failure: Option<&str>,
+) -> String {
+    // Later than ordinary scheduling delays make a wake-up, even on a loaded machine.
+    let paused = Duration::from_millis(250).max(ttl / 10);
+    if let Some(wake) = last_wake.filter(|w| w.spans_deadline() && w.lateness() > paused) {
+        return format!(
+            "rlock was stopped, suspended or starved for {:.1}s, past the lease's deadline",
+            wake.lateness().as_secs_f64()
+        );
+    }
+    match (requested, last_failure) {
+        (Some(why), _) => why.to_owned(),
+        (None, Some(failure)) => {
+            format!("no extension succeeded in time (last failure: {failure})")
+        }
+        (None, None) => "no extension succeeded in time (Redis unreachable or too slow)".to_owned(),
+    }
 }
 
 /// Ends the lease after the command: releases it, or, until `hold_until` (`--min-hold`), leaves it
@@ -182,5 +215,85 @@ fn release(lock: &mut Lock, token: &str) {
             released.failures,
             humantime::format_duration(lock.ttl())
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(2);
+
+    /// A time `ms` milliseconds after an arbitrary origin.
+    fn at(ms: u64) -> Stamp {
+        Stamp::from_since_boot(Duration::from_secs(1000) + Duration::from_millis(ms))
+    }
+
+    /// A wake-up due at `due` ms that came at `woke` ms, with the deadline at `deadline` ms.
+    fn wake(due: u64, woke: u64, deadline: u64) -> Wake {
+        Wake {
+            due: at(due),
+            woke: at(woke),
+            deadline: Some(at(deadline)),
+        }
+    }
+
+    #[test]
+    fn a_pause_across_the_deadline_is_the_reason_the_lease_was_lost() {
+        let why = lost_why(None, Some(wake(1000, 4000, 2000)), TTL, Some("timed out"));
+        assert_eq!(
+            why,
+            "rlock was stopped, suspended or starved for 3.0s, past the lease's deadline"
+        );
+        // It beats what the keeper found on waking, too late.
+        let why = lost_why(
+            Some("the lock is gone"),
+            Some(wake(1000, 4000, 2000)),
+            TTL,
+            None,
+        );
+        assert!(why.starts_with("rlock was stopped"), "{why}");
+    }
+
+    #[test]
+    fn a_pause_that_ended_before_the_deadline_is_not_the_reason() {
+        let why = lost_why(None, Some(wake(100, 1500, 2000)), TTL, Some("timed out"));
+        assert_eq!(
+            why,
+            "no extension succeeded in time (last failure: timed out)"
+        );
+    }
+
+    #[test]
+    fn a_wake_up_late_by_ordinary_scheduling_is_not_a_pause() {
+        let why = lost_why(None, Some(wake(1990, 2100, 2000)), TTL, None);
+        assert_eq!(
+            why,
+            "no extension succeeded in time (Redis unreachable or too slow)"
+        );
+        // Long TTLs allow a tenth of the TTL.
+        let long = Duration::from_secs(60);
+        let why = lost_why(None, Some(wake(0, 5000, 2000)), long, None);
+        assert!(why.starts_with("no extension"), "{why}");
+        let why = lost_why(None, Some(wake(0, 7000, 2000)), long, None);
+        assert!(why.starts_with("rlock was stopped"), "{why}");
+    }
+
+    #[test]
+    fn without_a_pause_the_lease_was_lost_for_the_reason_given() {
+        assert_eq!(
+            lost_why(Some("the lock is gone"), None, TTL, Some("timed out")),
+            "the lock is gone"
+        );
+        assert_eq!(
+            lost_why(None, None, TTL, Some("timed out")),
+            "no extension succeeded in time (last failure: timed out)"
+        );
+        let no_deadline = Some(Wake {
+            due: at(0),
+            woke: at(9000),
+            deadline: None,
+        });
+        assert!(lost_why(None, no_deadline, TTL, None).starts_with("no extension"));
     }
 }
