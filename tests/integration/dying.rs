@@ -5,10 +5,12 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 use crate::support::{
-    FullPipe, RedisServer, Rlock, closed_pipe, process_gone, rlock, temp_dir, wait_for,
+    FullPipe, RedisServer, Rlock, closed_pipe, proc_state, process_gone, rlock, temp_dir, wait_for,
     wait_for_file,
 };
 
@@ -105,6 +107,38 @@ fn a_stopped_rlock_has_its_command_killed_before_the_lease_expires_on_the_server
     run.wait_timeout(SOON)
         .expect("rlock exits once resumed")
         .assert_code(124);
+}
+
+#[test]
+fn rlock_stopped_past_the_deadline_says_so_rather_than_blaming_redis() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let ready = dir.path().join("ready");
+    let mut run = on(&redis)
+        .args(["-t", "1s", "-k", "cz", "--", "sh", "-c"])
+        .arg(format!("sleep 30 & echo $$ > {}; wait", ready.display()))
+        .spawn();
+    let leader: i32 = wait_for_file(&ready, SOON).trim().parse().unwrap();
+    run.signal(Signal::SIGSTOP);
+    // The guardian kills the group at the deadline; the stopped rlock cannot reap the leader.
+    wait_for("the guardian to kill the command", SOON, || {
+        matches!(proc_state(leader), None | Some('Z'))
+    });
+    // As a user would, keep rlock stopped a while longer before resuming it.
+    std::thread::sleep(Duration::from_secs(1));
+    run.signal(Signal::SIGCONT);
+    let out = run.wait_timeout(SOON).expect("rlock exits once resumed");
+    out.assert_code(124)
+        .assert_stderr_contains("lost lock 'cz': rlock was stopped")
+        .assert_stderr_contains("the command was stopped");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("unreachable"), "{}", out.stderr);
+    assert!(!out.stderr.contains("no extension"), "{}", out.stderr);
+    assert_eq!(
+        killpg(Pid::from_raw(leader), None),
+        Err(Errno::ESRCH),
+        "the command's group outlived rlock"
+    );
 }
 
 #[test]
