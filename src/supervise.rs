@@ -14,7 +14,9 @@
 //! must be dead, stop requests) whose origin this module does not know. It sends the stop signal
 //! `--kill-after` before the deadline and `SIGKILL` at it, timed on the boot clock, and it never
 //! waits on anything but the inbox, so nothing can make it late. The group is signalled only while
-//! its leader is unreaped or other members exist, so its id cannot have been reused.
+//! its leader is unreaped or other members exist, so its id cannot have been reused. Only rlock
+//! not running can: so the [`Outcome`] tells how late its last wake-up before a stop was, and the
+//! caller can say that rlock was stopped or suspended rather than blame the lease.
 //!
 //! In an interactive terminal the command's group is made the terminal's foreground group (as a
 //! shell does), so that it can read the terminal and receives Ctrl-C directly; Ctrl-Z stops rlock
