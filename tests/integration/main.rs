@@ -12,6 +12,7 @@ mod dying;
 mod examples;
 mod fixture;
 mod generated;
+mod install;
 mod messages;
 mod misbehaving;
 mod redlock;
