@@ -345,3 +345,47 @@ fn no_completion_description_holds_shell_code() {
         );
     }
 }
+
+/// The README's per-user lines for bash, zsh and fish, as a new user pastes them into a fresh
+/// account: from the `# bash` comment up to the `# elvish` one.
+fn readme_completion_lines() -> String {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    let section = readme
+        .split("## Shell completions and man page")
+        .nth(1)
+        .expect("README.md has a 'Shell completions and man page' section");
+    let start = section.find("\n# bash").expect("a '# bash' line");
+    let end = section.find("\n# elvish").expect("a '# elvish' line");
+    section[start..end].to_owned()
+}
+
+#[test]
+fn the_readmes_completion_lines_work_in_a_fresh_home() {
+    let lines = readme_completion_lines();
+    let home = temp_dir();
+    let bin = temp_dir();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rlock"), bin.path().join("rlock")).unwrap();
+    let out = Command::new("/bin/sh")
+        .args(["-ec", &lines])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.path().display()))
+        .output()
+        .expect("run /bin/sh");
+    assert!(
+        out.status.success(),
+        "the README's lines failed in a fresh HOME ({}):\n{lines}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (file, marker) in [
+        (".local/share/bash-completion/completions/rlock", "_rlock"),
+        (".zfunc/_rlock", "#compdef rlock"),
+        (".config/fish/completions/rlock.fish", "complete -c rlock"),
+    ] {
+        let text = fs::read_to_string(home.path().join(file))
+            .unwrap_or_else(|e| panic!("the README's lines wrote no ~/{file}: {e}"));
+        assert!(text.contains(marker), "~/{file} lacks {marker:?}");
+    }
+}
