@@ -68,21 +68,44 @@ pub struct RunSettings {
     pub args: Vec<OsString>,
 }
 
-/// Validates the options every lock command shares, and applies `-q`/`-v`.
+/// Validates the options every lock command shares, then applies `-q`/`-v` and prints the
+/// warnings that validation found.
 pub fn lock(args: &LockArgs) -> Result<LockSettings> {
+    let Checked {
+        settings,
+        level,
+        warnings,
+    } = check_lock(args)?;
+    log::set_level(level, &settings.key);
+    for warning in &warnings {
+        log::warning!("{warning}");
+    }
+    Ok(settings)
+}
+
+/// What validating the lock options found: the settings, and what to apply and say once they are
+/// known to be good. Kept apart so that validation itself changes nothing and prints nothing.
+struct Checked {
+    settings: LockSettings,
+    /// `-q`, `-v` or neither.
+    level: Level,
+    /// Warnings for the user, in order.
+    warnings: Vec<String>,
+}
+
+/// Validates the options every lock command shares, without side effects.
+fn check_lock(args: &LockArgs) -> Result<Checked> {
     let key = args
         .key
         .as_deref()
         .ok_or_else(|| exit::usage("no lock name given: use -k KEY (or set RLOCK_KEY)"))?;
     check_key(key)?;
-    log::set_level(
-        match (args.quiet, args.verbose) {
-            (true, _) => Level::Quiet,
-            (_, true) => Level::Verbose,
-            _ => Level::Normal,
-        },
-        key,
-    );
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => Level::Quiet,
+        (_, true) => Level::Verbose,
+        _ => Level::Normal,
+    };
+    let mut warnings = Vec::new();
     if args.prefix.len() > MAX_KEY_LEN || args.prefix.chars().any(char::is_control) {
         return Err(exit::usage(format!(
             "invalid --prefix {:?}: at most {MAX_KEY_LEN} bytes, no control characters",
@@ -97,38 +120,46 @@ pub fn lock(args: &LockArgs) -> Result<LockSettings> {
             humantime::format_duration(MAX_TTL)
         )));
     }
-    let urls = node_urls(&args.nodes)?;
+    let urls = node_urls(&args.nodes, &mut warnings)?;
     let tls = Tls {
         ca: args.tls_ca.clone(),
         client: args.tls_cert.clone().zip(args.tls_key.clone()),
         insecure: args.tls_insecure,
     };
     if tls.insecure {
-        log::warning!(
+        warnings.push(
             "--tls-insecure: the servers' certificates are not verified; anyone on the network \
              path can pose as Redis and grant or refuse the lock"
+                .to_owned(),
         );
     }
     if tls.is_set() && !urls.iter().any(|u| u.starts_with("rediss://")) {
-        log::warning!("TLS options are given, but no node is a rediss:// URL: they are unused");
+        warnings.push(
+            "TLS options are given, but no node is a rediss:// URL: they are unused".to_owned(),
+        );
     }
     match urls.len() {
-        2 => log::warning!(
+        2 => warnings.push(
             "2 Redis nodes tolerate no failure (both must answer); use 3 to tolerate one"
+                .to_owned(),
         ),
-        n if n > 2 && n % 2 == 0 => log::warning!(
+        n if n > 2 && n % 2 == 0 => warnings.push(format!(
             "{n} Redis nodes tolerate as many failures as {}; {} would tolerate one more",
             n - 1,
             n + 1
-        ),
+        )),
         _ => {}
     }
-    Ok(LockSettings {
-        key: key.to_owned(),
-        prefix: args.prefix.clone(),
-        urls,
-        ttl: args.ttl,
-        tls,
+    Ok(Checked {
+        settings: LockSettings {
+            key: key.to_owned(),
+            prefix: args.prefix.clone(),
+            urls,
+            ttl: args.ttl,
+            tls,
+        },
+        level,
+        warnings,
     })
 }
 
@@ -360,7 +391,7 @@ fn looks_like_a_url(line: &str) -> bool {
 
 /// The nodes' URLs, from `--redis-file` or `--redis`: a flag wins over the other option's
 /// variable, and two of a kind (two flags, or two variables) are refused.
-fn node_urls(nodes: &Nodes) -> Result<Vec<String>> {
+fn node_urls(nodes: &Nodes, warnings: &mut Vec<String>) -> Result<Vec<String>> {
     let flag = |source| source == Some(ValueSource::CommandLine);
     let variable = |source| source == Some(ValueSource::EnvVariable);
     let (redis, file) = (nodes.redis_source, nodes.redis_file_source);
@@ -383,23 +414,19 @@ fn node_urls(nodes: &Nodes) -> Result<Vec<String>> {
         return read_redis_file(path);
     }
     let urls = join_urls(&nodes.redis)?;
-    if flag(redis) {
-        warn_of_passwords_on_the_command_line(&urls);
-    }
-    Ok(urls)
-}
-
-/// Warns when a URL from the command line has a password, which `ps` shows to every user.
-fn warn_of_passwords_on_the_command_line(urls: &[String]) {
-    if urls
-        .iter()
-        .any(|url| crate::lease::node::redact(url) != *url)
+    // A password on the command line is visible to every user through ps.
+    if flag(redis)
+        && urls
+            .iter()
+            .any(|url| crate::lease::node::redact(url) != *url)
     {
-        log::warning!(
+        warnings.push(
             "a Redis password is on the command line, where any user can read it with ps; \
              pass the URL in RLOCK_REDIS or --redis-file instead"
+                .to_owned(),
         );
     }
+    Ok(urls)
 }
 
 /// A lock name is non-empty UTF-8 of at most 1024 bytes without control characters.
@@ -575,19 +602,23 @@ mod tests {
             redis_file_source: Some(file),
         };
         let read_the_file = |redis, file| {
-            node_urls(&nodes(redis, file))
+            node_urls(&nodes(redis, file), &mut Vec::new())
                 .unwrap_err()
                 .to_string()
                 .contains("cannot read --redis-file /nonexistent/urls")
         };
         assert_eq!(
-            node_urls(&nodes(CommandLine, EnvVariable)).unwrap(),
+            node_urls(&nodes(CommandLine, EnvVariable), &mut Vec::new()).unwrap(),
             ["redis://from-redis"]
         );
         assert!(read_the_file(EnvVariable, CommandLine));
         assert!(read_the_file(DefaultValue, CommandLine));
         assert!(read_the_file(DefaultValue, EnvVariable));
-        let both = |redis, file| node_urls(&nodes(redis, file)).unwrap_err().to_string();
+        let both = |redis, file| {
+            node_urls(&nodes(redis, file), &mut Vec::new())
+                .unwrap_err()
+                .to_string()
+        };
         assert!(
             both(CommandLine, CommandLine).starts_with("--redis and --redis-file cannot"),
             "{}",
@@ -606,5 +637,25 @@ mod tests {
         let s = settings(&["rlock", "-k", "x", "-c", "echo hi"]).unwrap();
         assert_eq!(s.program, "sh");
         assert_eq!(s.args, ["-c", "echo hi"]);
+    }
+
+    #[test]
+    fn validation_collects_warnings_instead_of_printing_them() {
+        let cli = Cli::try_parse_from([
+            "rlock",
+            "-q",
+            "-k",
+            "job",
+            "-r",
+            "redis://:secret@a,redis://b",
+            "--",
+            "true",
+        ])
+        .expect("parses");
+        let checked = check_lock(&cli.run.lock).expect("valid");
+        assert_eq!(checked.level, Level::Quiet);
+        assert_eq!(checked.warnings.len(), 2, "{:?}", checked.warnings);
+        assert!(checked.warnings[0].starts_with("a Redis password is on the command line"));
+        assert!(checked.warnings[1].starts_with("2 Redis nodes tolerate no failure"));
     }
 }
