@@ -213,16 +213,12 @@ fn jitter(max: Duration) -> Duration {
 /// `rlock acquire --format shell` exports, so that `extend`, `release` and `status` need no
 /// arguments there. TLS files are passed as absolute paths, so that a command that changes
 /// directory still finds them.
-pub(crate) fn lease_env(
-    s: &LockSettings,
-    lock: &Lock,
-    grant: &Grant,
-) -> Vec<(&'static str, String)> {
+pub(crate) fn lease_env(s: &LockSettings, grant: &Grant) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("RLOCK_KEY", s.key.clone()),
         ("RLOCK_TOKEN", grant.token.clone()),
         ("RLOCK_FENCE", grant.fence.to_string()),
-        ("RLOCK_REDIS", lock.urls()),
+        ("RLOCK_REDIS", s.urls.join(",")),
         ("RLOCK_PREFIX", s.prefix.clone()),
         ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
     ];

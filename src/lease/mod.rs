@@ -217,15 +217,6 @@ impl Lock {
         self.nodes.iter().map(Node::name).collect()
     }
 
-    /// The nodes' URLs as given (credentials included), comma-separated, for `RLOCK_REDIS`.
-    pub fn urls(&self) -> String {
-        self.nodes
-            .iter()
-            .map(Node::url)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     /// Tries once to take the lease. `Err` (exit 69) when too few nodes answered to tell.
     pub fn try_acquire(&mut self, holder: &Holder) -> Result<Attempt> {
         let token = new_token()?;
