@@ -19,14 +19,12 @@ pub mod quorum;
 pub mod scripts;
 pub mod watch;
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
 use redis::Value;
 
 use crate::clock::{self, Stamp};
-use crate::exit;
 pub use endpoint::Tls;
 pub use node::{Node, NodeError};
 use quorum::Verdict;
@@ -81,6 +79,30 @@ pub struct Grant {
     pub deadline: Stamp,
     /// How many nodes granted it.
     pub granted: usize,
+}
+
+/// Why a lease operation gave no answer; `Display` is the message for the user.
+///
+/// Deliberately not a `std::error::Error`: the command layer gives each kind its exit status by
+/// converting it into an `anyhow::Error` (see `cmd`), and a blanket conversion would skip that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseError {
+    /// The nodes as given cannot make a lock: a URL that cannot be used, or one server listed
+    /// twice. The user can fix it.
+    Usage(String),
+    /// Too few nodes answered to tell what the lock's state is: which did not, and why.
+    Unreachable(String),
+    /// The OS random source failed, so no token could be made.
+    NoRandom(String),
+}
+
+impl fmt::Display for LeaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeaseError::Usage(why) | LeaseError::Unreachable(why) => f.write_str(why),
+            LeaseError::NoRandom(why) => write!(f, "reading the OS random source: {why}"),
+        }
+    }
 }
 
 /// The outcome of one acquisition attempt that reached enough nodes to judge.
@@ -165,16 +187,22 @@ pub struct Lock {
 
 impl Lock {
     /// The lock `key` (under `prefix`) on the nodes at `urls`, with leases of `ttl`. No I/O yet.
-    pub fn new(key: &str, prefix: &str, urls: &[String], ttl: Duration, tls: &Tls) -> Result<Lock> {
+    pub fn new(
+        key: &str,
+        prefix: &str,
+        urls: &[String],
+        ttl: Duration,
+        tls: &Tls,
+    ) -> Result<Lock, LeaseError> {
         let timeout = quorum::node_timeout(ttl);
         let mut nodes: Vec<Node> = Vec::with_capacity(urls.len());
         for url in urls {
-            let node = Node::new(url, timeout, tls).map_err(exit::usage)?;
+            let node = Node::new(url, timeout, tls).map_err(LeaseError::Usage)?;
             if let Some(twin) = nodes
                 .iter()
                 .find(|n| n.addr().is_some() && n.addr() == node.addr())
             {
-                return Err(exit::usage(format!(
+                return Err(LeaseError::Usage(format!(
                     "Redis node {} is listed twice (also as {}): each node must be an independent master",
                     node.name(),
                     twin.name()
@@ -217,8 +245,9 @@ impl Lock {
         self.nodes.iter().map(Node::name).collect()
     }
 
-    /// Tries once to take the lease. `Err` (exit 69) when too few nodes answered to tell.
-    pub fn try_acquire(&mut self, holder: &Holder) -> Result<Attempt> {
+    /// Tries once to take the lease. [`LeaseError::Unreachable`] when too few nodes answered to
+    /// tell.
+    pub fn try_acquire(&mut self, holder: &Holder) -> Result<Attempt, LeaseError> {
         let token = new_token()?;
         let n = self.nodes.len();
         let ttl_ms = millis(self.ttl).to_string();
@@ -296,8 +325,7 @@ impl Lock {
 
         self.undo(&token, &busy);
         if granted.len() + busy.len() < majority {
-            return Err(exit::error(
-                exit::UNAVAILABLE,
+            return Err(LeaseError::Unreachable(
                 self.unreachable(&failures, granted.len() + busy.len()),
             ));
         }
@@ -362,8 +390,8 @@ impl Lock {
     }
 
     /// Reads the lock's state on every node; `token`, if given, is recognised as the caller's.
-    /// `Err` (exit 69) when fewer than a majority answered.
-    pub fn status(&mut self, token: Option<&str>) -> Result<LockStatus> {
+    /// [`LeaseError::Unreachable`] when fewer than a majority answered.
+    pub fn status(&mut self, token: Option<&str>) -> Result<LockStatus, LeaseError> {
         let deadline = clock::now() + self.timeout;
         let token = token.unwrap_or("");
         let Lock { keys, nodes, .. } = self;
@@ -388,8 +416,7 @@ impl Lock {
                 .enumerate()
                 .filter_map(|(i, (_, v))| v.clone().err().map(|e| (i, e)))
                 .collect();
-            return Err(exit::error(
-                exit::UNAVAILABLE,
+            return Err(LeaseError::Unreachable(
                 self.unreachable(&failures, answered.len()),
             ));
         }
@@ -464,10 +491,10 @@ impl Lock {
 
     /// Fails if two listed nodes are the same server behind different addresses: such a pair would
     /// fake a majority. `ids` holds the `run_id` each node reported, by node index.
-    fn check_independent(&self, ids: &[(usize, String)]) -> Result<()> {
+    fn check_independent(&self, ids: &[(usize, String)]) -> Result<(), LeaseError> {
         for (k, (a, x)) in ids.iter().enumerate() {
             if let Some((b, _)) = ids[k + 1..].iter().find(|(_, y)| y == x) {
-                return Err(exit::usage(format!(
+                return Err(LeaseError::Usage(format!(
                     "Redis nodes {} and {} are the same server (run_id {x}): each node must be an \
                      independent master",
                     self.nodes[*a].name(),
@@ -593,10 +620,9 @@ fn tally(nodes: &[Node], replies: Vec<Option<Result<i64, NodeError>>>) -> (usize
 }
 
 /// A fresh lease token: 128 bits from the OS's secure random source, as hex.
-fn new_token() -> Result<String> {
+fn new_token() -> Result<String, LeaseError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("reading the OS random source: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| LeaseError::NoRandom(e.to_string()))?;
     Ok(bytes.iter().fold(String::with_capacity(32), |mut hex, b| {
         let _ = write!(hex, "{b:02x}");
         hex
@@ -643,8 +669,10 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert_eq!(exit::code_of(&err), exit::USAGE);
-        assert!(err.to_string().contains("listed twice"), "{err}");
+        assert!(
+            matches!(&err, LeaseError::Usage(why) if why.contains("listed twice")),
+            "{err}"
+        );
     }
 
     #[test]
