@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod fence;
 pub mod node;
 pub mod quorum;
+pub mod reply;
 pub mod scripts;
 pub mod watch;
 
@@ -273,7 +274,7 @@ impl Lock {
             ];
             Some(
                 node.eval::<Value>(&scripts::ACQUIRE, &keys, &args, deadline)
-                    .and_then(parse_acquire),
+                    .and_then(reply::acquire),
             )
         });
 
@@ -286,8 +287,8 @@ impl Lock {
                 Ok((reply, id)) => {
                     ids.extend(id.map(|id| (i, id)));
                     match reply {
-                        Reply::Granted(fence) => granted.push((i, fence)),
-                        Reply::Busy(pttl) => busy.push((i, pttl)),
+                        reply::Acquire::Granted(fence) => granted.push((i, fence)),
+                        reply::Acquire::Busy(pttl) => busy.push((i, pttl)),
                     }
                 }
                 Err(e) => failures.push((i, e)),
@@ -399,7 +400,7 @@ impl Lock {
             let keys = [keys.lock.as_str(), &keys.holder, &keys.fence];
             Some(
                 node.eval::<Value>(&scripts::STATUS, &keys, &[token], deadline)
-                    .and_then(parse_status),
+                    .and_then(reply::status),
             )
         });
         let views: Vec<(String, Result<NodeView, NodeError>)> = self
@@ -534,77 +535,6 @@ impl Lock {
     }
 }
 
-/// What a node said to an acquire request.
-enum Reply {
-    Granted(u64),
-    Busy(i64),
-}
-
-/// Decodes the acquire script's `{1, fence, id}` / `{0, pttl, id}`; `id` is the server's
-/// `run_id`, if it was asked for.
-fn parse_acquire(value: Value) -> Result<(Reply, Option<String>), NodeError> {
-    let odd = || NodeError::Server("unexpected reply to the acquire script".to_owned());
-    let Value::Array(items) = value else {
-        return Err(odd());
-    };
-    let (reply, id) = match items.as_slice() {
-        [Value::Int(1), Value::BulkString(f), id] => {
-            let text = std::str::from_utf8(f).map_err(|_| odd())?;
-            let fence = fence::parse(text).ok_or_else(|| {
-                NodeError::Server(format!(
-                    "the fence counter holds '{text}', which is not a non-negative integer"
-                ))
-            })?;
-            (Reply::Granted(fence), id)
-        }
-        [Value::Int(0), Value::Int(pttl), id] => (Reply::Busy(*pttl), id),
-        _ => return Err(odd()),
-    };
-    let id = match id {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        _ => None,
-    };
-    Ok((reply, id))
-}
-
-/// Decodes the status script's `{pttl, digest, mine, fence, holder}`.
-fn parse_status(value: Value) -> Result<NodeView, NodeError> {
-    let odd = || NodeError::Server("unexpected reply to the status script".to_owned());
-    let text = |v: &Value| match v {
-        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
-        _ => Err(odd()),
-    };
-    let Value::Array(items) = value else {
-        return Err(odd());
-    };
-    let [
-        Value::Int(pttl),
-        digest,
-        Value::Int(mine),
-        fence,
-        Value::Array(holder),
-    ] = items.as_slice()
-    else {
-        return Err(odd());
-    };
-    let digest = text(digest)?;
-    let fence = text(fence)?;
-    let holder = holder
-        .chunks(2)
-        .map(|pair| match pair {
-            [k, v] => Ok((text(k)?, text(v)?)),
-            _ => Err(odd()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(NodeView {
-        ttl: u64::try_from(*pttl).ok().map(Duration::from_millis),
-        mine: *mine == 1,
-        fence: fence::parse(&fence),
-        digest: (!digest.is_empty()).then_some(digest),
-        holder,
-    })
-}
-
 /// Counts a round's replies: (nodes that said 1, nodes that said 0, the failures as one message).
 fn tally(nodes: &[Node], replies: Vec<Option<Result<i64, NodeError>>>) -> (usize, usize, String) {
     let (mut yes, mut no, mut failures) = (0, 0, Vec::new());
@@ -673,22 +603,5 @@ mod tests {
             matches!(&err, LeaseError::Usage(why) if why.contains("listed twice")),
             "{err}"
         );
-    }
-
-    #[test]
-    fn acquire_replies_decode() {
-        let granted = Value::Array(vec![
-            Value::Int(1),
-            Value::BulkString(b"17".to_vec()),
-            Value::Nil,
-        ]);
-        assert!(matches!(
-            parse_acquire(granted),
-            Ok((Reply::Granted(17), None))
-        ));
-        let id = Value::BulkString(b"ab12".to_vec());
-        let busy = Value::Array(vec![Value::Int(0), Value::Int(900), id]);
-        assert!(matches!(parse_acquire(busy), Ok((Reply::Busy(900), Some(id))) if id == "ab12"));
-        assert!(parse_acquire(Value::Int(3)).is_err());
     }
 }
