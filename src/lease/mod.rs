@@ -7,9 +7,19 @@
 //! every node that may have granted it, including nodes that timed out (their grant may have
 //! landed); a failed extension deletes nothing, since someone may still rely on the lease.
 //!
-//! Layout: [`scripts`] holds the Lua, [`node`] one node and its requests, [`endpoint`] the ways to
-//! reach it, [`conn`] the socket and its deadlines, [`quorum`] the arithmetic, and [`fence`] the
-//! fencing-token scheme and its argument.
+//! This module speaks in values: [`Attempt`], [`Extension`], [`Released`], [`LockStatus`], and a
+//! [`LeaseError`] when the nodes give no answer. Which exit status each one means is the command
+//! layer's business.
+//!
+//! Layout:
+//! - this file: [`Lock`], one lock on its nodes, and the rounds that acquire, extend, release and
+//!   read it;
+//! - [`scripts`]: the Lua each round sends, and [`reply`]: decoding what the scripts answer;
+//! - [`quorum`]: the pure arithmetic: majorities, validity, who holds a lock;
+//! - [`fence`]: the fencing-token scheme and its argument;
+//! - [`node`]: one node and its requests, [`endpoint`]: the ways to reach it, [`conn`]: the socket
+//!   and its deadlines;
+//! - [`watch`]: hearing about releases, so that waiters retry at once.
 
 pub mod conn;
 pub mod endpoint;
@@ -28,7 +38,7 @@ use redis::Value;
 use crate::clock::{self, Stamp};
 pub use endpoint::Tls;
 pub use node::{Node, NodeError};
-use quorum::Verdict;
+use quorum::{Holding, Verdict};
 
 /// The Redis keys of one lock (see [`scripts`] for the contract).
 #[derive(Clone, Debug)]
@@ -422,34 +432,14 @@ impl Lock {
             ));
         }
         let fence = answered.iter().filter_map(|v| v.fence).max();
-        // The holder is the digest a majority shares; it holds until the majority-th longest TTL.
-        let holder_group = answered
-            .iter()
-            .filter_map(|v| v.digest.as_deref())
-            .find(|d| {
-                answered
-                    .iter()
-                    .filter(|v| v.digest.as_deref() == Some(*d))
-                    .count()
-                    >= majority
-            });
-        let (mut held, mut mine, mut expires_in, mut holder) = (false, false, None, Vec::new());
-        if let Some(digest) = holder_group {
-            let group: Vec<&&NodeView> = answered
-                .iter()
-                .filter(|v| v.digest.as_deref() == Some(digest))
-                .collect();
-            let mut ttls: Vec<Duration> = group.iter().filter_map(|v| v.ttl).collect();
-            ttls.sort_unstable_by(|a, b| b.cmp(a));
-            held = true;
-            mine = group.iter().all(|v| v.mine);
-            expires_in = ttls.get(majority - 1).copied();
-            holder = group
-                .iter()
-                .map(|v| v.holder.clone())
-                .find(|h| !h.is_empty())
-                .unwrap_or_default();
-        }
+        let (held, mine, expires_in, holder) = match quorum::holding(views.len(), &answered) {
+            Holding::Held {
+                mine,
+                expires_in,
+                holder,
+            } => (true, mine, expires_in, holder),
+            Holding::Free | Holding::Split => (false, false, None, Vec::new()),
+        };
         Ok(LockStatus {
             held,
             mine,
