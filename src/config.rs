@@ -15,7 +15,7 @@ use clap::parser::ValueSource;
 
 use crate::cli::{LockArgs, Nodes, RunArgs, Wait};
 use crate::exit;
-use crate::lease::{Tls, quorum};
+use crate::lease::{LeaseError, Lock, Tls, quorum};
 use crate::log::{self, Level};
 use crate::signals;
 use crate::supervise::StopPolicy;
@@ -43,6 +43,14 @@ pub struct LockSettings {
     pub ttl: Duration,
     /// TLS settings for rediss:// nodes.
     pub tls: Tls,
+}
+
+impl LockSettings {
+    /// The lock these settings describe, on its nodes; no I/O yet. [`LeaseError::Usage`] when a
+    /// node URL cannot be used or the same server is listed twice.
+    pub fn lock(&self) -> Result<Lock, LeaseError> {
+        Lock::new(&self.key, &self.prefix, &self.urls, self.ttl, &self.tls)
+    }
 }
 
 /// Everything run mode needs.

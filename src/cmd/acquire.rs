@@ -18,7 +18,7 @@ use crate::out;
 pub fn acquire(args: &AcquireArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
     let (events, mut inbox) = super::events()?;
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
+    let mut lock = s.lock()?;
     let parent = nix::unistd::getppid().as_raw();
     let holder = Holder {
         host: super::host_name(),
@@ -79,7 +79,7 @@ fn render(format: AcquireFormat, s: &config::LockSettings, lock: &Lock, grant: &
             .iter()
             .map(|name| format!("unset {name}"))
             .chain(
-                super::lease_env(s, lock, grant)
+                super::lease_env(s, grant)
                     .iter()
                     .map(|(name, value)| format!("export {name}={}", shell_quote(value))),
             )

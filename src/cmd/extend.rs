@@ -5,14 +5,14 @@ use anyhow::Result;
 use crate::cli::TokenArgs;
 use crate::config;
 use crate::exit;
-use crate::lease::{Extension, Lock};
+use crate::lease::Extension;
 use crate::log;
 
 /// Extends the lease; exit 0, 3 when it is not the caller's, 69 when too few nodes answered.
 pub fn extend(args: &TokenArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
     let token = config::token(args.token.as_deref())?;
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
+    let mut lock = s.lock()?;
     match lock.extend(&token) {
         Extension::Kept { .. } => {
             log::info!(

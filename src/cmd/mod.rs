@@ -19,7 +19,7 @@ use crate::events::Event;
 use crate::exit;
 use crate::inbox::{self, Inbox};
 use crate::lease::watch::Watch;
-use crate::lease::{Attempt, Grant, Holder, Lock};
+use crate::lease::{Attempt, Grant, Holder, LeaseError, Lock};
 use crate::log::{self, Level};
 use crate::signals::{self, Caught, SignalNumber};
 
@@ -97,8 +97,8 @@ pub(crate) fn acquire(
         let (expires_in, failure) = match attempt {
             Ok(Attempt::Acquired(grant)) => return Ok(Acquired::Granted(grant)),
             Ok(Attempt::Busy { expires_in }) => (expires_in, None),
-            Err(e) if exit::code_of(&e) == exit::UNAVAILABLE => (None, Some(e)),
-            Err(e) => return Err(e),
+            Err(e @ LeaseError::Unreachable(_)) => (None, Some(anyhow::Error::from(e))),
+            Err(e) => return Err(e.into()),
         };
         let now = clock::now();
         if limit.is_some_and(|l| now >= l) {
@@ -213,16 +213,12 @@ fn jitter(max: Duration) -> Duration {
 /// `rlock acquire --format shell` exports, so that `extend`, `release` and `status` need no
 /// arguments there. TLS files are passed as absolute paths, so that a command that changes
 /// directory still finds them.
-pub(crate) fn lease_env(
-    s: &LockSettings,
-    lock: &Lock,
-    grant: &Grant,
-) -> Vec<(&'static str, String)> {
+pub(crate) fn lease_env(s: &LockSettings, grant: &Grant) -> Vec<(&'static str, String)> {
     let mut env = vec![
         ("RLOCK_KEY", s.key.clone()),
         ("RLOCK_TOKEN", grant.token.clone()),
         ("RLOCK_FENCE", grant.fence.to_string()),
-        ("RLOCK_REDIS", lock.urls()),
+        ("RLOCK_REDIS", s.urls.join(",")),
         ("RLOCK_PREFIX", s.prefix.clone()),
         ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
     ];
@@ -286,4 +282,38 @@ pub(crate) fn round_ms(d: Duration) -> Duration {
 /// such as JavaScript and jq 1.6, would round it: two holders' fences could then compare equal.
 pub(crate) fn fence_json(fence: u64) -> String {
     fence.to_string()
+}
+
+/// The lease layer's errors as rlock ends on them: the one place their exit statuses are chosen.
+impl From<LeaseError> for anyhow::Error {
+    fn from(err: LeaseError) -> anyhow::Error {
+        let code = match err {
+            LeaseError::Usage(_) => exit::USAGE,
+            LeaseError::Unreachable(_) => exit::UNAVAILABLE,
+            LeaseError::NoRandom(_) => exit::FAILURE,
+        };
+        exit::error(code, err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_errors_end_rlock_with_their_documented_status_and_message() {
+        for (err, code) in [
+            (LeaseError::Usage("listed twice".to_owned()), exit::USAGE),
+            (
+                LeaseError::Unreachable("down".to_owned()),
+                exit::UNAVAILABLE,
+            ),
+            (LeaseError::NoRandom("no entropy".to_owned()), exit::FAILURE),
+        ] {
+            let message = err.to_string();
+            let err = anyhow::Error::from(err);
+            assert_eq!(exit::code_of(&err), code, "{err}");
+            assert_eq!(format!("{err:#}"), message);
+        }
+    }
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::cli::TokenArgs;
 use crate::config;
 use crate::exit;
-use crate::lease::{Lock, quorum};
+use crate::lease::quorum;
 use crate::log;
 
 /// Releases the lease; exit 0, 3 when it was not the caller's (nothing deleted), 69 when some
@@ -13,7 +13,7 @@ use crate::log;
 pub fn release(args: &TokenArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
     let token = config::token(args.token.as_deref())?;
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
+    let mut lock = s.lock()?;
     let released = lock.release(&token);
     if !released.failures.is_empty() {
         if released.deleted >= quorum::majority(s.urls.len()) {

@@ -33,7 +33,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
     {
         return Ok(signal.exit_status());
     }
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
+    let mut lock = s.lock()?;
     let holder = Holder {
         host: super::host_name(),
         pid: std::process::id(),
@@ -56,7 +56,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         s.urls.len()
     );
 
-    let env = super::lease_env(s, &lock, &grant);
+    let env = super::lease_env(s, &grant);
     let keeper = Keeper::start(lock, &grant, move |event| {
         events.send(match event {
             LeaseEvent::Extended(deadline) => Event::Deadline(deadline),

@@ -12,13 +12,13 @@ use serde_json::{Value, json};
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::config;
 use crate::exit;
-use crate::lease::{Lock, LockStatus};
+use crate::lease::LockStatus;
 use crate::out;
 
 /// Prints the lock's state; returns 0 if held, 3 if free.
 pub fn status(args: &StatusArgs) -> Result<u8> {
     let s = config::lock(&args.lock)?;
-    let mut lock = Lock::new(&s.key, &s.prefix, &s.urls, s.ttl, &s.tls)?;
+    let mut lock = s.lock()?;
     let state = lock.status(args.token.as_deref())?;
     match args.format {
         StatusFormat::Plain => out::print(&plain(&s.key, &state)),

@@ -7,29 +7,38 @@
 //! every node that may have granted it, including nodes that timed out (their grant may have
 //! landed); a failed extension deletes nothing, since someone may still rely on the lease.
 //!
-//! Layout: [`scripts`] holds the Lua, [`node`] one node and its requests, [`endpoint`] the ways to
-//! reach it, [`conn`] the socket and its deadlines, [`quorum`] the arithmetic, and [`fence`] the
-//! fencing-token scheme and its argument.
+//! This module speaks in values: [`Attempt`], [`Extension`], [`Released`], [`LockStatus`], and a
+//! [`LeaseError`] when the nodes give no answer. Which exit status each one means is the command
+//! layer's business.
+//!
+//! Layout:
+//! - this file: [`Lock`], one lock on its nodes, and the rounds that acquire, extend, release and
+//!   read it;
+//! - [`scripts`]: the Lua each round sends, and [`reply`]: decoding what the scripts answer;
+//! - [`quorum`]: the pure arithmetic: majorities, validity, who holds a lock;
+//! - [`fence`]: the fencing-token scheme and its argument;
+//! - [`node`]: one node and its requests, [`endpoint`]: the ways to reach it, [`conn`]: the socket
+//!   and its deadlines;
+//! - [`watch`]: hearing about releases, so that waiters retry at once.
 
 pub mod conn;
 pub mod endpoint;
 pub mod fence;
 pub mod node;
 pub mod quorum;
+pub mod reply;
 pub mod scripts;
 pub mod watch;
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Result;
 use redis::Value;
 
 use crate::clock::{self, Stamp};
-use crate::exit;
 pub use endpoint::Tls;
 pub use node::{Node, NodeError};
-use quorum::Verdict;
+use quorum::{Holding, Verdict};
 
 /// The Redis keys of one lock (see [`scripts`] for the contract).
 #[derive(Clone, Debug)]
@@ -81,6 +90,30 @@ pub struct Grant {
     pub deadline: Stamp,
     /// How many nodes granted it.
     pub granted: usize,
+}
+
+/// Why a lease operation gave no answer; `Display` is the message for the user.
+///
+/// Deliberately not a `std::error::Error`: the command layer gives each kind its exit status by
+/// converting it into an `anyhow::Error` (see `cmd`), and a blanket conversion would skip that.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseError {
+    /// The nodes as given cannot make a lock: a URL that cannot be used, or one server listed
+    /// twice. The user can fix it.
+    Usage(String),
+    /// Too few nodes answered to tell what the lock's state is: which did not, and why.
+    Unreachable(String),
+    /// The OS random source failed, so no token could be made.
+    NoRandom(String),
+}
+
+impl fmt::Display for LeaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LeaseError::Usage(why) | LeaseError::Unreachable(why) => f.write_str(why),
+            LeaseError::NoRandom(why) => write!(f, "reading the OS random source: {why}"),
+        }
+    }
 }
 
 /// The outcome of one acquisition attempt that reached enough nodes to judge.
@@ -165,16 +198,22 @@ pub struct Lock {
 
 impl Lock {
     /// The lock `key` (under `prefix`) on the nodes at `urls`, with leases of `ttl`. No I/O yet.
-    pub fn new(key: &str, prefix: &str, urls: &[String], ttl: Duration, tls: &Tls) -> Result<Lock> {
+    pub fn new(
+        key: &str,
+        prefix: &str,
+        urls: &[String],
+        ttl: Duration,
+        tls: &Tls,
+    ) -> Result<Lock, LeaseError> {
         let timeout = quorum::node_timeout(ttl);
         let mut nodes: Vec<Node> = Vec::with_capacity(urls.len());
         for url in urls {
-            let node = Node::new(url, timeout, tls).map_err(exit::usage)?;
+            let node = Node::new(url, timeout, tls).map_err(LeaseError::Usage)?;
             if let Some(twin) = nodes
                 .iter()
                 .find(|n| n.addr().is_some() && n.addr() == node.addr())
             {
-                return Err(exit::usage(format!(
+                return Err(LeaseError::Usage(format!(
                     "Redis node {} is listed twice (also as {}): each node must be an independent master",
                     node.name(),
                     twin.name()
@@ -217,17 +256,9 @@ impl Lock {
         self.nodes.iter().map(Node::name).collect()
     }
 
-    /// The nodes' URLs as given (credentials included), comma-separated, for `RLOCK_REDIS`.
-    pub fn urls(&self) -> String {
-        self.nodes
-            .iter()
-            .map(Node::url)
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// Tries once to take the lease. `Err` (exit 69) when too few nodes answered to tell.
-    pub fn try_acquire(&mut self, holder: &Holder) -> Result<Attempt> {
+    /// Tries once to take the lease. [`LeaseError::Unreachable`] when too few nodes answered to
+    /// tell.
+    pub fn try_acquire(&mut self, holder: &Holder) -> Result<Attempt, LeaseError> {
         let token = new_token()?;
         let n = self.nodes.len();
         let ttl_ms = millis(self.ttl).to_string();
@@ -253,7 +284,7 @@ impl Lock {
             ];
             Some(
                 node.eval::<Value>(&scripts::ACQUIRE, &keys, &args, deadline)
-                    .and_then(parse_acquire),
+                    .and_then(reply::acquire),
             )
         });
 
@@ -266,8 +297,8 @@ impl Lock {
                 Ok((reply, id)) => {
                     ids.extend(id.map(|id| (i, id)));
                     match reply {
-                        Reply::Granted(fence) => granted.push((i, fence)),
-                        Reply::Busy(pttl) => busy.push((i, pttl)),
+                        reply::Acquire::Granted(fence) => granted.push((i, fence)),
+                        reply::Acquire::Busy(pttl) => busy.push((i, pttl)),
                     }
                 }
                 Err(e) => failures.push((i, e)),
@@ -305,8 +336,7 @@ impl Lock {
 
         self.undo(&token, &busy);
         if granted.len() + busy.len() < majority {
-            return Err(exit::error(
-                exit::UNAVAILABLE,
+            return Err(LeaseError::Unreachable(
                 self.unreachable(&failures, granted.len() + busy.len()),
             ));
         }
@@ -371,8 +401,8 @@ impl Lock {
     }
 
     /// Reads the lock's state on every node; `token`, if given, is recognised as the caller's.
-    /// `Err` (exit 69) when fewer than a majority answered.
-    pub fn status(&mut self, token: Option<&str>) -> Result<LockStatus> {
+    /// [`LeaseError::Unreachable`] when fewer than a majority answered.
+    pub fn status(&mut self, token: Option<&str>) -> Result<LockStatus, LeaseError> {
         let deadline = clock::now() + self.timeout;
         let token = token.unwrap_or("");
         let Lock { keys, nodes, .. } = self;
@@ -380,7 +410,7 @@ impl Lock {
             let keys = [keys.lock.as_str(), &keys.holder, &keys.fence];
             Some(
                 node.eval::<Value>(&scripts::STATUS, &keys, &[token], deadline)
-                    .and_then(parse_status),
+                    .and_then(reply::status),
             )
         });
         let views: Vec<(String, Result<NodeView, NodeError>)> = self
@@ -397,40 +427,19 @@ impl Lock {
                 .enumerate()
                 .filter_map(|(i, (_, v))| v.clone().err().map(|e| (i, e)))
                 .collect();
-            return Err(exit::error(
-                exit::UNAVAILABLE,
+            return Err(LeaseError::Unreachable(
                 self.unreachable(&failures, answered.len()),
             ));
         }
         let fence = answered.iter().filter_map(|v| v.fence).max();
-        // The holder is the digest a majority shares; it holds until the majority-th longest TTL.
-        let holder_group = answered
-            .iter()
-            .filter_map(|v| v.digest.as_deref())
-            .find(|d| {
-                answered
-                    .iter()
-                    .filter(|v| v.digest.as_deref() == Some(*d))
-                    .count()
-                    >= majority
-            });
-        let (mut held, mut mine, mut expires_in, mut holder) = (false, false, None, Vec::new());
-        if let Some(digest) = holder_group {
-            let group: Vec<&&NodeView> = answered
-                .iter()
-                .filter(|v| v.digest.as_deref() == Some(digest))
-                .collect();
-            let mut ttls: Vec<Duration> = group.iter().filter_map(|v| v.ttl).collect();
-            ttls.sort_unstable_by(|a, b| b.cmp(a));
-            held = true;
-            mine = group.iter().all(|v| v.mine);
-            expires_in = ttls.get(majority - 1).copied();
-            holder = group
-                .iter()
-                .map(|v| v.holder.clone())
-                .find(|h| !h.is_empty())
-                .unwrap_or_default();
-        }
+        let (held, mine, expires_in, holder) = match quorum::holding(views.len(), &answered) {
+            Holding::Held {
+                mine,
+                expires_in,
+                holder,
+            } => (true, mine, expires_in, holder),
+            Holding::Free | Holding::Split => (false, false, None, Vec::new()),
+        };
         Ok(LockStatus {
             held,
             mine,
@@ -473,10 +482,10 @@ impl Lock {
 
     /// Fails if two listed nodes are the same server behind different addresses: such a pair would
     /// fake a majority. `ids` holds the `run_id` each node reported, by node index.
-    fn check_independent(&self, ids: &[(usize, String)]) -> Result<()> {
+    fn check_independent(&self, ids: &[(usize, String)]) -> Result<(), LeaseError> {
         for (k, (a, x)) in ids.iter().enumerate() {
             if let Some((b, _)) = ids[k + 1..].iter().find(|(_, y)| y == x) {
-                return Err(exit::usage(format!(
+                return Err(LeaseError::Usage(format!(
                     "Redis nodes {} and {} are the same server (run_id {x}): each node must be an \
                      independent master",
                     self.nodes[*a].name(),
@@ -516,77 +525,6 @@ impl Lock {
     }
 }
 
-/// What a node said to an acquire request.
-enum Reply {
-    Granted(u64),
-    Busy(i64),
-}
-
-/// Decodes the acquire script's `{1, fence, id}` / `{0, pttl, id}`; `id` is the server's
-/// `run_id`, if it was asked for.
-fn parse_acquire(value: Value) -> Result<(Reply, Option<String>), NodeError> {
-    let odd = || NodeError::Server("unexpected reply to the acquire script".to_owned());
-    let Value::Array(items) = value else {
-        return Err(odd());
-    };
-    let (reply, id) = match items.as_slice() {
-        [Value::Int(1), Value::BulkString(f), id] => {
-            let text = std::str::from_utf8(f).map_err(|_| odd())?;
-            let fence = fence::parse(text).ok_or_else(|| {
-                NodeError::Server(format!(
-                    "the fence counter holds '{text}', which is not a non-negative integer"
-                ))
-            })?;
-            (Reply::Granted(fence), id)
-        }
-        [Value::Int(0), Value::Int(pttl), id] => (Reply::Busy(*pttl), id),
-        _ => return Err(odd()),
-    };
-    let id = match id {
-        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        _ => None,
-    };
-    Ok((reply, id))
-}
-
-/// Decodes the status script's `{pttl, digest, mine, fence, holder}`.
-fn parse_status(value: Value) -> Result<NodeView, NodeError> {
-    let odd = || NodeError::Server("unexpected reply to the status script".to_owned());
-    let text = |v: &Value| match v {
-        Value::BulkString(b) => Ok(String::from_utf8_lossy(b).into_owned()),
-        _ => Err(odd()),
-    };
-    let Value::Array(items) = value else {
-        return Err(odd());
-    };
-    let [
-        Value::Int(pttl),
-        digest,
-        Value::Int(mine),
-        fence,
-        Value::Array(holder),
-    ] = items.as_slice()
-    else {
-        return Err(odd());
-    };
-    let digest = text(digest)?;
-    let fence = text(fence)?;
-    let holder = holder
-        .chunks(2)
-        .map(|pair| match pair {
-            [k, v] => Ok((text(k)?, text(v)?)),
-            _ => Err(odd()),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(NodeView {
-        ttl: u64::try_from(*pttl).ok().map(Duration::from_millis),
-        mine: *mine == 1,
-        fence: fence::parse(&fence),
-        digest: (!digest.is_empty()).then_some(digest),
-        holder,
-    })
-}
-
 /// Counts a round's replies: (nodes that said 1, nodes that said 0, the failures as one message).
 fn tally(nodes: &[Node], replies: Vec<Option<Result<i64, NodeError>>>) -> (usize, usize, String) {
     let (mut yes, mut no, mut failures) = (0, 0, Vec::new());
@@ -602,10 +540,9 @@ fn tally(nodes: &[Node], replies: Vec<Option<Result<i64, NodeError>>>) -> (usize
 }
 
 /// A fresh lease token: 128 bits from the OS's secure random source, as hex.
-fn new_token() -> Result<String> {
+fn new_token() -> Result<String, LeaseError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("reading the OS random source: {e}"))?;
+    getrandom::fill(&mut bytes).map_err(|e| LeaseError::NoRandom(e.to_string()))?;
     Ok(bytes.iter().fold(String::with_capacity(32), |mut hex, b| {
         let _ = write!(hex, "{b:02x}");
         hex
@@ -652,24 +589,9 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert_eq!(exit::code_of(&err), exit::USAGE);
-        assert!(err.to_string().contains("listed twice"), "{err}");
-    }
-
-    #[test]
-    fn acquire_replies_decode() {
-        let granted = Value::Array(vec![
-            Value::Int(1),
-            Value::BulkString(b"17".to_vec()),
-            Value::Nil,
-        ]);
-        assert!(matches!(
-            parse_acquire(granted),
-            Ok((Reply::Granted(17), None))
-        ));
-        let id = Value::BulkString(b"ab12".to_vec());
-        let busy = Value::Array(vec![Value::Int(0), Value::Int(900), id]);
-        assert!(matches!(parse_acquire(busy), Ok((Reply::Busy(900), Some(id))) if id == "ab12"));
-        assert!(parse_acquire(Value::Int(3)).is_err());
+        assert!(
+            matches!(&err, LeaseError::Usage(why) if why.contains("listed twice")),
+            "{err}"
+        );
     }
 }

@@ -3,8 +3,11 @@
 //! A lease is valid on the client from the moment its request was *sent* (the servers cannot
 //! have started its TTL any earlier) until `ttl - drift` later, where the drift margin covers
 //! servers whose clocks run a little fast: `ttl * 1% + 2 ms`, as in the Redlock description.
+//! Who holds a lock is judged the same way: by the holder a majority of all nodes agrees on.
 
 use std::time::Duration;
+
+use super::NodeView;
 
 /// Nodes that must agree out of `n`: a strict majority.
 pub fn majority(n: usize) -> usize {
@@ -73,6 +76,58 @@ pub fn retry_after(ttl: Duration) -> Duration {
     (ttl / 20).clamp(Duration::from_millis(10), Duration::from_millis(500))
 }
 
+/// Who holds a lock, judged from what the nodes that answered say (for `status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holding {
+    /// No node that answered holds the lock.
+    Free,
+    /// Some nodes hold it, but no one holder on a majority: nobody can use it until it expires.
+    Split,
+    /// A majority of the nodes hold it for one holder (the same token digest).
+    Held {
+        /// Whether every node of that majority says the token is the caller's.
+        mine: bool,
+        /// How long until fewer than a majority hold it: the majority-th longest TTL among them.
+        expires_in: Option<Duration>,
+        /// The holder record, from the first of those nodes that has one.
+        holder: Vec<(String, String)>,
+    },
+}
+
+/// Judges who holds a lock on `n` nodes from the views of those that answered: the holder is the
+/// token digest a majority of all `n` nodes shares, so silent nodes count against it.
+pub fn holding(n: usize, answered: &[&NodeView]) -> Holding {
+    let majority = majority(n);
+    let holds = |v: &NodeView, digest: &str| v.digest.as_deref() == Some(digest);
+    let Some(digest) = answered
+        .iter()
+        .filter_map(|v| v.digest.as_deref())
+        .find(|d| answered.iter().filter(|v| holds(v, d)).count() >= majority)
+    else {
+        return if answered.iter().any(|v| v.digest.is_some()) {
+            Holding::Split
+        } else {
+            Holding::Free
+        };
+    };
+    let group: Vec<&NodeView> = answered
+        .iter()
+        .copied()
+        .filter(|v| holds(v, digest))
+        .collect();
+    let mut ttls: Vec<Duration> = group.iter().filter_map(|v| v.ttl).collect();
+    ttls.sort_unstable_by(|a, b| b.cmp(a));
+    Holding::Held {
+        mine: group.iter().all(|v| v.mine),
+        expires_in: ttls.get(majority - 1).copied(),
+        holder: group
+            .iter()
+            .map(|v| v.holder.clone())
+            .find(|h| !h.is_empty())
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +181,81 @@ mod tests {
             extend_every(Duration::from_secs(30)),
             Duration::from_secs(10)
         );
+    }
+
+    /// A node holding the lock for `digest` with `ttl_ms` left.
+    fn held(digest: &str, ttl_ms: u64, mine: bool) -> NodeView {
+        NodeView {
+            ttl: Some(Duration::from_millis(ttl_ms)),
+            digest: Some(digest.to_owned()),
+            mine,
+            fence: Some(1),
+            holder: vec![("host".to_owned(), format!("host-of-{digest}"))],
+        }
+    }
+
+    fn free() -> NodeView {
+        NodeView {
+            ttl: None,
+            digest: None,
+            mine: false,
+            fence: Some(1),
+            holder: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_node_holds_the_lock_or_it_is_free() {
+        let a = held("a", 900, true);
+        let Holding::Held {
+            mine, expires_in, ..
+        } = holding(1, &[&a])
+        else {
+            panic!("one node holding it is a majority of one");
+        };
+        assert!(mine);
+        assert_eq!(expires_in, Some(900 * MS));
+        assert_eq!(holding(1, &[&free()]), Holding::Free);
+    }
+
+    #[test]
+    fn the_holder_is_the_one_a_majority_agrees_on() {
+        let (a1, a2, b) = (
+            held("a", 500, false),
+            held("a", 800, false),
+            held("b", 900, false),
+        );
+        let Holding::Held {
+            expires_in, holder, ..
+        } = holding(3, &[&b, &a1, &a2])
+        else {
+            panic!("two of three nodes agree on a");
+        };
+        assert_eq!(holder, [("host".to_owned(), "host-of-a".to_owned())]);
+        assert_eq!(expires_in, Some(500 * MS), "the majority-th longest TTL");
+    }
+
+    #[test]
+    fn holders_without_a_majority_leave_the_lock_split_and_silent_nodes_count_against() {
+        let (a, b) = (held("a", 500, false), held("b", 500, false));
+        assert_eq!(holding(3, &[&a, &b, &free()]), Holding::Split);
+        assert_eq!(holding(5, &[&a, &a, &b, &b, &free()]), Holding::Split);
+        assert_eq!(
+            holding(3, &[&a]),
+            Holding::Split,
+            "two of three did not answer"
+        );
+        assert_eq!(holding(3, &[&free(), &free()]), Holding::Free);
+    }
+
+    #[test]
+    fn the_lease_is_mine_only_if_every_node_of_the_majority_says_so() {
+        let (mine, theirs) = (held("a", 500, true), held("a", 500, false));
+        let judged = |views: &[&NodeView]| match holding(3, views) {
+            Holding::Held { mine, .. } => mine,
+            other => panic!("{other:?}"),
+        };
+        assert!(judged(&[&mine, &mine, &free()]));
+        assert!(!judged(&[&mine, &theirs, &free()]));
     }
 }
