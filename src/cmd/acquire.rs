@@ -7,7 +7,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::Acquired;
+use super::wait::{self, Acquired};
 use crate::cli::{AcquireArgs, AcquireFormat};
 use crate::config;
 use crate::exit;
@@ -26,7 +26,7 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8> {
         command: std::fs::read_to_string(format!("/proc/{parent}/comm"))
             .map_or_else(|_| String::new(), |c| c.trim().to_owned()),
     };
-    let grant = match super::acquire(&mut lock, &holder, args.wait.wait, &events, &mut inbox)? {
+    let grant = match wait::take(&mut lock, &holder, args.wait.wait, &events, &mut inbox)? {
         Acquired::Granted(grant) => grant,
         Acquired::Busy(expires_in) => {
             return Ok(super::busy(

@@ -1,6 +1,6 @@
 //! `rlock run`: take the lease, run the command under it, release it.
 //!
-//! This is where the lease and the child meet, through one [`Inbox`] of
+//! This is where the lease and the child meet, through one [`Inbox`](crate::inbox::Inbox) of
 //! [`Event`]s: the signal thread and the keeper send, the supervisor receives. The lease is taken
 //! before the command starts, kept by the [`Keeper`] while it runs, and released only once the
 //! command's whole process group is gone; if the lease cannot be kept, the command is stopped and
@@ -11,16 +11,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::Acquired;
+use super::wait::{self, Acquired};
 use crate::clock::{self, Stamp};
 use crate::config::RunSettings;
 use crate::events::Event;
 use crate::exit;
-use crate::inbox::Inbox;
 use crate::keeper::{Keeper, LeaseEvent};
 use crate::lease::{Extension, Holder, Lock};
 use crate::log;
-use crate::signals::SignalNumber;
 use crate::supervise::{self, Outcome, Stopped, Wake};
 
 /// Runs the command under the lock; returns the exit status.
@@ -29,7 +27,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
     let s = &settings.lock;
     if let Some(signal) = settings
         .jitter
-        .and_then(|jitter| sleep_jitter(jitter, &mut inbox))
+        .and_then(|jitter| wait::sleep_jitter(jitter, &mut inbox))
     {
         return Ok(signal.exit_status());
     }
@@ -42,7 +40,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
             .map_or_else(String::new, |name| name.to_string_lossy().into_owned()),
     };
 
-    let grant = match super::acquire(&mut lock, &holder, settings.wait, &events, &mut inbox)? {
+    let grant = match wait::take(&mut lock, &holder, settings.wait, &events, &mut inbox)? {
         Acquired::Granted(grant) => grant,
         Acquired::Busy(expires_in) => {
             return Ok(super::busy(&s.key, expires_in, settings.conflict_exit_code));
@@ -95,17 +93,6 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
         started,
         &outcome,
     )
-}
-
-/// Sleeps a random time below `jitter`; returns the signal that cut it short, if one did.
-fn sleep_jitter(jitter: Duration, inbox: &mut Inbox<Event>) -> Option<SignalNumber> {
-    let until = clock::now() + jitter.mul_f64(super::random_fraction());
-    while let Some(event) = inbox.recv_until(Some(until)) {
-        if let Event::Signal(signal) = event {
-            return Some(signal);
-        }
-    }
-    None
 }
 
 /// Ends the lease as the command's `outcome` requires and turns it into rlock's exit status.
