@@ -271,14 +271,14 @@ impl Child {
 }
 
 /// Supervises `child` until its whole group is gone, reacting to the `inbox`. The command must be
-/// dead by `deadline` (if any, until an [`Event::Deadline`] moves it), and is stopped (with the
-/// grace) when `time_limit` comes. Returns how it ended.
+/// dead by `deadline` (until an [`Event::Deadline`] moves it), and is stopped (with the grace) when
+/// `time_limit` comes. Returns how it ended.
 #[allow(clippy::too_many_lines)] // one loop over four flags, until it becomes a state machine
 pub fn supervise(
     mut child: Child,
     inbox: &mut Inbox<Event>,
     policy: StopPolicy,
-    mut deadline: Option<Stamp>,
+    mut deadline: Stamp,
     time_limit: Option<Stamp>,
 ) -> Outcome {
     /// How often to look whether the group is empty once the leader is gone (a member whose
@@ -287,9 +287,7 @@ pub fn supervise(
     /// How long to wait for a group to vanish after `SIGKILL` before giving up on it.
     const AFTER_KILL: Duration = Duration::from_secs(2);
 
-    if let Some(d) = deadline {
-        child.tell_guard(d);
-    }
+    child.tell_guard(deadline);
     let mut stopped: Option<Stopped> = None;
     let mut stop_sent: Option<Stamp> = None;
     let mut killed: Option<Stamp> = None;
@@ -307,10 +305,10 @@ pub fn supervise(
             last_wake = Some(Wake {
                 due,
                 woke: now,
-                deadline,
+                deadline: Some(deadline),
             });
         }
-        if deadline.is_some_and(|d| now >= d) {
+        if now >= deadline {
             // Whatever ended the command, its lease may have ended first: the guardian's SIGKILL
             // while rlock was stopped, or an exit that came too late.
             stopped.get_or_insert(Stopped::Deadline);
@@ -352,13 +350,13 @@ pub fn supervise(
             stop_sent = Some(now);
         }
         // The deadline: the stop signal a grace before it, SIGKILL at it.
-        if let Some(d) = deadline.filter(|&d| now >= d.minus(policy.grace)) {
+        if now >= deadline.minus(policy.grace) {
             stopped.get_or_insert(Stopped::Deadline);
             if stop_sent.is_none() {
                 child.signal(policy.signal);
                 stop_sent = Some(now);
             }
-            if killed.is_none() && now >= d {
+            if killed.is_none() && now >= deadline {
                 child.signal(Signal::SIGKILL);
                 killed = Some(now);
             }
@@ -371,13 +369,11 @@ pub fn supervise(
         let mut wake: Option<Stamp> = None;
         let mut wake_at = |t: Stamp| wake = Some(wake.map_or(t, |w| w.min(t)));
         if killed.is_none() {
-            if let Some(d) = deadline {
-                wake_at(if stop_sent.is_none() {
-                    d.minus(policy.grace)
-                } else {
-                    d
-                });
-            }
+            wake_at(if stop_sent.is_none() {
+                deadline.minus(policy.grace)
+            } else {
+                deadline
+            });
             if let Some(s) = stop_sent {
                 wake_at(s + policy.grace);
             }
@@ -397,7 +393,7 @@ pub fn supervise(
         match event {
             Some(Event::Signal(signal)) => child.signal(signal),
             Some(Event::Deadline(d)) => {
-                deadline = Some(d);
+                deadline = d;
                 child.tell_guard(d);
             }
             Some(Event::Stop(why)) => {
@@ -406,14 +402,6 @@ pub fn supervise(
                     child.signal(policy.signal);
                     stop_sent = Some(clock::now());
                 }
-            }
-            None if wake.is_none() => {
-                // Every sender is gone, so no deadline can move any more: do not run unwatched.
-                stopped.get_or_insert(Stopped::Requested(
-                    "rlock lost track of its lease".to_owned(),
-                ));
-                child.signal(Signal::SIGKILL);
-                killed = Some(clock::now());
             }
             Some(Event::ChildChanged | Event::Released) | None => {}
         }
