@@ -5,6 +5,10 @@
 //! look again; [`Machine::hear`] applies what arrived in the inbox. The caller
 //! ([`supervise`](super::supervise)) reaps, signals, reads the clock and waits, and performs the
 //! [`Action`]s these return, in order.
+//!
+//! The two are timed apart on purpose: an event is heard when the wait returns, the next look comes
+//! after reaping, which can stop rlock itself (Ctrl-Z follows the command). A wake-up is due at the
+//! earlier time and counted as made at the later, so a stop there shows up as a late [`Wake`].
 
 use std::time::Duration;
 
@@ -80,22 +84,22 @@ pub struct Machine {
     /// The stop signal and the grace before `SIGKILL`.
     policy: StopPolicy,
     /// How far stopping the group has gone.
-    pub phase: Phase,
+    phase: Phase,
     /// When the command must be dead (the latest one given).
-    pub deadline: Stamp,
+    deadline: Stamp,
     /// When `--max-time` runs out, if it was given.
     time_limit: Option<Stamp>,
     /// Why the command is (or was) stopped, once that is known. The first reason wins. Kept apart
     /// from the phase: a command that exits by itself past its deadline was stopped by nobody,
     /// yet ran unguarded.
-    pub stopped: Option<Stopped>,
+    stopped: Option<Stopped>,
     /// The wake-up last asked of the caller.
     asked: Option<Stamp>,
     /// When the supervisor was due to run again after its last wait: the time it asked for, or an
     /// event's arrival if that came first. Only until it decides to stop the command.
     due: Option<Stamp>,
     /// The last wake-up recorded from `due`.
-    pub last_wake: Option<Wake>,
+    last_wake: Option<Wake>,
 }
 
 impl Machine {
