@@ -13,10 +13,14 @@
 //! arrive on one [`Inbox`] (forwarded signals, child state changes, a deadline by which the command
 //! must be dead, stop requests) whose origin this module does not know. It sends the stop signal
 //! `--kill-after` before the deadline and `SIGKILL` at it, timed on the boot clock, and it never
-//! waits on anything but the inbox, so nothing can make it late. The group is signalled only while
-//! its leader is unreaped or other members exist, so its id cannot have been reused. Only rlock
-//! not running can: so the [`Outcome`] tells how late its last wake-up before a stop was, and the
-//! caller can say that rlock was stopped or suspended rather than blame the lease.
+//! waits on anything but the inbox, so only rlock itself not running (stopped, suspended, starved)
+//! can make it late. For that case the [`Outcome`] tells how late its last wake-up before a stop
+//! was, so that the caller can say so rather than blame the lease. The group is signalled only
+//! while its leader is unreaped or other members exist, so its id cannot have been reused.
+//!
+//! What to send when, when to look again and why the command was stopped are decided by
+//! [`decide`], a pure state machine unit-tested with fake time; [`supervise`] is the thin loop
+//! around it that reaps, reads the clock, waits on the inbox and performs the decisions.
 //!
 //! In an interactive terminal the command's group is made the terminal's foreground group (as a
 //! shell does), so that it can read the terminal and receives Ctrl-C directly; Ctrl-Z stops rlock
@@ -42,6 +46,10 @@ use crate::guard::Guard;
 use crate::inbox::Inbox;
 use crate::log;
 use crate::signals::SignalNumber;
+
+pub mod decide;
+
+use decide::{Action, Machine, Next};
 
 /// How to stop the command.
 #[derive(Clone, Copy, Debug)]
@@ -262,6 +270,21 @@ impl Child {
         self.signal(Signal::SIGCONT);
     }
 
+    /// Does what the [`Machine`] decided.
+    fn perform(&mut self, actions: &[Action], policy: StopPolicy) {
+        for &action in actions {
+            match action {
+                Action::Signal(signal) => self.signal(signal),
+                Action::StopSurvivors => {
+                    log::info!("the command exited; stopping what is left of its process group");
+                    self.signal(policy.signal);
+                }
+                Action::TellGuard(deadline) => self.tell_guard(deadline),
+                Action::ReclaimTerminal => self.take_terminal(getpgrp()),
+            }
+        }
+    }
+
     /// Makes `group` the terminal's foreground group, if the command was given the terminal.
     fn take_terminal(&self, group: Pid) {
         if self.interactive {
@@ -271,152 +294,43 @@ impl Child {
 }
 
 /// Supervises `child` until its whole group is gone, reacting to the `inbox`. The command must be
-/// dead by `deadline` (if any, until an [`Event::Deadline`] moves it), and is stopped (with the
-/// grace) when `time_limit` comes. Returns how it ended.
-#[allow(clippy::too_many_lines)] // one loop over four flags, until it becomes a state machine
+/// dead by `deadline` (until an [`Event::Deadline`] moves it), and is stopped (with the grace) when
+/// `time_limit` comes. Returns how it ended.
+///
+/// The decisions are [`Machine`]'s; this loop only reaps, reads the clock, waits, and performs.
 pub fn supervise(
     mut child: Child,
     inbox: &mut Inbox<Event>,
     policy: StopPolicy,
-    mut deadline: Option<Stamp>,
+    deadline: Stamp,
     time_limit: Option<Stamp>,
 ) -> Outcome {
-    /// How often to look whether the group is empty once the leader is gone (a member whose
-    /// parent is not rlock dies without telling us).
-    const POLL: Duration = Duration::from_millis(10);
-    /// How long to wait for a group to vanish after `SIGKILL` before giving up on it.
-    const AFTER_KILL: Duration = Duration::from_secs(2);
-
-    if let Some(d) = deadline {
-        child.tell_guard(d);
-    }
-    let mut stopped: Option<Stopped> = None;
-    let mut stop_sent: Option<Stamp> = None;
-    let mut killed: Option<Stamp> = None;
-    let mut draining = false;
-    // When the supervisor was due to run again after its last wait: the time it asked for, or
-    // an event's arrival if that came first.
-    let mut due: Option<Stamp> = None;
-    let mut last_wake: Option<Wake> = None;
+    let mut machine = Machine::new(policy, deadline, time_limit);
+    child.tell_guard(deadline);
     loop {
         if child.reap() {
             child.follow_job_control();
         }
-        let now = clock::now();
-        if let Some(due) = due.take() {
-            last_wake = Some(Wake {
-                due,
-                woke: now,
-                deadline,
-            });
-        }
-        if deadline.is_some_and(|d| now >= d) {
-            // Whatever ended the command, its lease may have ended first: the guardian's SIGKILL
-            // while rlock was stopped, or an exit that came too late.
-            stopped.get_or_insert(Stopped::Deadline);
-        }
-        if let Some(status) = child.status {
-            if !draining {
-                draining = true;
-                child.take_terminal(getpgrp());
-                if child.group_alive() && stop_sent.is_none() {
-                    log::info!("the command exited; stopping what is left of its process group");
-                    child.signal(policy.signal);
-                    stop_sent = Some(now);
-                }
-            }
-            if !child.group_alive() {
+        let alive = child.status.is_some() && child.group_alive();
+        let (actions, next) = machine.look(clock::now(), child.status, alive);
+        child.perform(&actions, policy);
+        let wake = match next {
+            Next::Wait(wake) => wake,
+            Next::Done(outcome) => {
                 child.dismiss_guard();
-                return Outcome {
-                    status,
-                    stopped,
-                    last_wake,
-                };
+                return outcome;
             }
-            if killed.is_some_and(|k| now.since(k) >= AFTER_KILL) {
+            Next::GiveUp(outcome) => {
                 log::warning!(
                     "processes of the command's group survived SIGKILL; releasing the lock anyway"
                 );
                 child.dismiss_guard();
-                return Outcome {
-                    status,
-                    stopped,
-                    last_wake,
-                };
+                return outcome;
             }
-        }
-
-        if !draining && stop_sent.is_none() && time_limit.is_some_and(|t| now >= t) {
-            stopped.get_or_insert(Stopped::TimeLimit);
-            child.signal(policy.signal);
-            stop_sent = Some(now);
-        }
-        // The deadline: the stop signal a grace before it, SIGKILL at it.
-        if let Some(d) = deadline.filter(|&d| now >= d.minus(policy.grace)) {
-            stopped.get_or_insert(Stopped::Deadline);
-            if stop_sent.is_none() {
-                child.signal(policy.signal);
-                stop_sent = Some(now);
-            }
-            if killed.is_none() && now >= d {
-                child.signal(Signal::SIGKILL);
-                killed = Some(now);
-            }
-        }
-        if killed.is_none() && stop_sent.is_some_and(|s| now >= s + policy.grace) {
-            child.signal(Signal::SIGKILL);
-            killed = Some(now);
-        }
-
-        let mut wake: Option<Stamp> = None;
-        let mut wake_at = |t: Stamp| wake = Some(wake.map_or(t, |w| w.min(t)));
-        if killed.is_none() {
-            if let Some(d) = deadline {
-                wake_at(if stop_sent.is_none() {
-                    d.minus(policy.grace)
-                } else {
-                    d
-                });
-            }
-            if let Some(s) = stop_sent {
-                wake_at(s + policy.grace);
-            }
-            if let Some(t) = time_limit.filter(|_| stop_sent.is_none() && !draining) {
-                wake_at(t);
-            }
-        }
-        if draining {
-            wake_at(now + POLL);
-        }
+        };
         let event = inbox.recv_until(wake);
-        let returned = clock::now();
-        // Only a wake-up before the decision to stop can explain that decision.
-        due = stopped
-            .is_none()
-            .then(|| wake.map_or(returned, |asked| asked.min(returned)));
-        match event {
-            Some(Event::Signal(signal)) => child.signal(signal),
-            Some(Event::Deadline(d)) => {
-                deadline = Some(d);
-                child.tell_guard(d);
-            }
-            Some(Event::Stop(why)) => {
-                stopped.get_or_insert(Stopped::Requested(why));
-                if stop_sent.is_none() {
-                    child.signal(policy.signal);
-                    stop_sent = Some(clock::now());
-                }
-            }
-            None if wake.is_none() => {
-                // Every sender is gone, so no deadline can move any more: do not run unwatched.
-                stopped.get_or_insert(Stopped::Requested(
-                    "rlock lost track of its lease".to_owned(),
-                ));
-                child.signal(Signal::SIGKILL);
-                killed = Some(clock::now());
-            }
-            Some(Event::ChildChanged | Event::Released) | None => {}
-        }
+        let actions = machine.hear(clock::now(), event);
+        child.perform(&actions, policy);
     }
 }
 

@@ -79,13 +79,8 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
     log::info!("started the command (pid {})", child.pid());
 
     let time_limit = settings.max_time.map(|limit| started + limit);
-    let outcome = supervise::supervise(
-        child,
-        &mut inbox,
-        settings.stop,
-        Some(grant.deadline),
-        time_limit,
-    );
+    let outcome =
+        supervise::supervise(child, &mut inbox, settings.stop, grant.deadline, time_limit);
     conclude(
         settings,
         &mut keeper.stop(),
