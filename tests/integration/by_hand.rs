@@ -133,7 +133,9 @@ fn extend_keeps_a_lease_past_its_original_ttl() {
 #[test]
 fn a_wrong_or_expired_token_neither_extends_nor_releases_the_current_holders_lock() {
     let redis = [RedisServer::start()];
-    let stale = token_of(&redis, "job", &["-t", "100ms"]);
+    // 1s, not the shortest lease: a 100ms lease gives each request 10ms, which a loaded machine
+    // can miss.
+    let stale = token_of(&redis, "job", &["-t", "1s"]);
     wait_for("the first lease to expire", SOON, || {
         !redis[0].exists("rlock:{job}")
     });
