@@ -129,7 +129,7 @@ impl Machine {
             self.last_wake = Some(Wake {
                 due,
                 woke: now,
-                deadline: Some(self.deadline),
+                deadline: self.deadline,
             });
         }
         if now >= self.deadline {
@@ -478,7 +478,7 @@ mod tests {
                 last_wake: Some(Wake {
                     due: at(100),
                     woke: at(100),
-                    deadline: Some(at(10_000))
+                    deadline: at(10_000)
                 }),
             })
         );
@@ -516,7 +516,7 @@ mod tests {
             Some(Wake {
                 due: at(3000),
                 woke: at(3001),
-                deadline: Some(at(10_000))
+                deadline: at(10_000)
             })
         );
         // A wake-up 2.5 s late, across the deadline: the stop is decided then.
@@ -528,7 +528,7 @@ mod tests {
         let late = Wake {
             due: at(9000),
             woke: at(11_500),
-            deadline: Some(at(10_000)),
+            deadline: at(10_000),
         };
         assert_eq!(m.last_wake, Some(late));
         // Later wake-ups, after the decision, cannot explain it and are not recorded.
