@@ -616,4 +616,30 @@ mod tests {
             Next::GiveUp(_)
         ));
     }
+
+    #[test]
+    fn max_time_after_a_stop_request_sends_nothing_more() {
+        let mut m = machine(Some(500));
+        m.look(at(0), None, false);
+        assert_eq!(
+            m.hear(at(100), Some(Event::Stop("lost".to_owned()))),
+            vec![term()]
+        );
+        assert_eq!(m.look(at(500), None, false), (vec![], wait(1100)));
+        assert_eq!(m.stopped, Some(Stopped::Requested("lost".to_owned())));
+    }
+
+    #[test]
+    fn an_earlier_deadline_while_draining_brings_sigkill_forward() {
+        let mut m = machine(None);
+        let exited = Some(Status::Exited(0));
+        m.look(at(0), exited, true);
+        assert_eq!(
+            m.hear(at(5), Some(Event::Deadline(at(300)))),
+            vec![Action::TellGuard(at(300))]
+        );
+        assert_eq!(m.look(at(295), exited, true), (vec![], wait(300)));
+        assert_eq!(m.look(at(300), exited, true), (vec![kill()], wait(310)));
+        assert_eq!(m.stopped, Some(Stopped::Deadline));
+    }
 }
