@@ -111,7 +111,7 @@ pub struct Wake {
     /// When it ran again.
     pub woke: Stamp,
     /// The command's deadline then.
-    pub deadline: Option<Stamp>,
+    pub deadline: Stamp,
 }
 
 impl Wake {
@@ -122,8 +122,7 @@ impl Wake {
 
     /// Whether the deadline came between the time due and the wake-up.
     pub fn spans_deadline(self) -> bool {
-        self.deadline
-            .is_some_and(|d| self.due <= d && d <= self.woke)
+        self.due <= self.deadline && self.deadline <= self.woke
     }
 }
 

@@ -129,7 +129,7 @@ impl Machine {
             self.last_wake = Some(Wake {
                 due,
                 woke: now,
-                deadline: Some(self.deadline),
+                deadline: self.deadline,
             });
         }
         if now >= self.deadline {
@@ -478,7 +478,7 @@ mod tests {
                 last_wake: Some(Wake {
                     due: at(100),
                     woke: at(100),
-                    deadline: Some(at(10_000))
+                    deadline: at(10_000)
                 }),
             })
         );
@@ -516,7 +516,7 @@ mod tests {
             Some(Wake {
                 due: at(3000),
                 woke: at(3001),
-                deadline: Some(at(10_000))
+                deadline: at(10_000)
             })
         );
         // A wake-up 2.5 s late, across the deadline: the stop is decided then.
@@ -528,7 +528,7 @@ mod tests {
         let late = Wake {
             due: at(9000),
             woke: at(11_500),
-            deadline: Some(at(10_000)),
+            deadline: at(10_000),
         };
         assert_eq!(m.last_wake, Some(late));
         // Later wake-ups, after the decision, cannot explain it and are not recorded.
@@ -615,5 +615,31 @@ mod tests {
             m.look(at(12_000), killed, true).1,
             Next::GiveUp(_)
         ));
+    }
+
+    #[test]
+    fn max_time_after_a_stop_request_sends_nothing_more() {
+        let mut m = machine(Some(500));
+        m.look(at(0), None, false);
+        assert_eq!(
+            m.hear(at(100), Some(Event::Stop("lost".to_owned()))),
+            vec![term()]
+        );
+        assert_eq!(m.look(at(500), None, false), (vec![], wait(1100)));
+        assert_eq!(m.stopped, Some(Stopped::Requested("lost".to_owned())));
+    }
+
+    #[test]
+    fn an_earlier_deadline_while_draining_brings_sigkill_forward() {
+        let mut m = machine(None);
+        let exited = Some(Status::Exited(0));
+        m.look(at(0), exited, true);
+        assert_eq!(
+            m.hear(at(5), Some(Event::Deadline(at(300)))),
+            vec![Action::TellGuard(at(300))]
+        );
+        assert_eq!(m.look(at(295), exited, true), (vec![], wait(300)));
+        assert_eq!(m.look(at(300), exited, true), (vec![kill()], wait(310)));
+        assert_eq!(m.stopped, Some(Stopped::Deadline));
     }
 }
