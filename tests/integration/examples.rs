@@ -399,10 +399,11 @@ fn fenced_write_sh_rejects_a_stale_holders_write_and_keeps_the_newer_value() {
     let write = example("fenced-write.sh");
     let write = write.to_str().expect("a UTF-8 path");
 
-    // Holder A takes a short lease, then pauses past its end.
+    // Holder A takes a short lease (1s: a 100ms lease gives each request 10ms, which a loaded
+    // machine can miss), then pauses past its end.
     let a = rlock()
         .args(["acquire", "-r", &redis.url()])
-        .args(["-k", "publish", "-t", "100ms", "--format", "json"])
+        .args(["-k", "publish", "-t", "1s", "--format", "json"])
         .output();
     a.assert_success();
     let stale: Value = serde_json::from_str(&a.stdout).expect("JSON");
