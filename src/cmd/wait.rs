@@ -16,13 +16,17 @@
 //!   nodes in lockstep and could each win a minority of the votes; a few random milliseconds keep
 //!   them apart. `--jitter` does the same at a larger scale for cron jobs that several hosts start
 //!   at the same second.
+//!
+//! The decisions are pure functions of the time, tested with fake stamps: when to wake
+//! ([`wake_at`]) and when the next attempt may go ([`Pace`]). [`take`] feeds them the boot clock,
+//! the nodes' answers and the inbox.
 
 use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::cli::Wait;
-use crate::clock;
+use crate::clock::{self, Stamp};
 use crate::events::Event;
 
 use crate::inbox::{self, Inbox};
@@ -30,6 +34,18 @@ use crate::lease::watch::Watch;
 use crate::lease::{Attempt, Grant, Holder, LeaseError, Lock};
 use crate::log;
 use crate::signals::SignalNumber;
+
+/// The longest a waiter sleeps without trying: the backstop for a lost announcement.
+const BACKSTOP: Duration = Duration::from_secs(1);
+/// The pause before retrying nodes that did not answer: half of it, plus up to all of it at
+/// random.
+const RETRY_UNAVAILABLE: Duration = Duration::from_millis(100);
+/// How long after the holder's lease runs out a waiter tries, at most: a random part of it, so
+/// that waiters which all heard the same TTL do not arrive at the same instant.
+const PAST_EXPIRY: Duration = Duration::from_millis(3);
+/// How long a Redlock waiter woken by a release waits first, at most: a random part of it, so
+/// that the waiters woken with it do not split the votes in lockstep.
+const SPLIT_VOTE: Duration = Duration::from_millis(5);
 
 /// How an acquisition ended.
 pub(crate) enum Acquired {
@@ -41,16 +57,9 @@ pub(crate) enum Acquired {
     Interrupted(SignalNumber),
 }
 
-/// Tries to take the lease until it is granted or `wait` runs out. A signal ends the wait at once,
-/// and one that arrives during an attempt wins over the attempt's outcome: a grant is undone, a
-/// failure is not reported, since the caller gave up.
-///
-/// Waiting is event-driven: after the first busy answer the waiter subscribes to the lock's release
-/// channel on every node ([`Lock::watch`]) and tries again at once, so that no release is missed;
-/// then it sleeps until a release is announced, the holder's TTL runs out (a crashed holder is
-/// taken over right after its lease expires), or a backstop period passes, whichever is first.
-/// Attempts are paced (see [`Pace`]), and in Redlock mode a wake-up waits a few random
-/// milliseconds so that competing waiters do not split the votes in lockstep.
+/// Tries to take the lease until it is granted or `wait` runs out, as the module doc describes. A
+/// signal ends the wait at once, and one that arrives during an attempt wins over the attempt's
+/// outcome: a grant is undone, a failure is not reported, since the caller gave up.
 pub(crate) fn take(
     lock: &mut Lock,
     holder: &Holder,
@@ -58,16 +67,12 @@ pub(crate) fn take(
     events: &inbox::Sender<Event>,
     inbox: &mut Inbox<Event>,
 ) -> Result<Acquired> {
-    /// The longest a waiter sleeps without trying: the backstop for a lost announcement.
-    const BACKSTOP: Duration = Duration::from_secs(1);
-    /// The pause before retrying nodes that did not answer.
-    const RETRY_UNAVAILABLE: Duration = Duration::from_millis(100);
     let limit = match wait {
         Wait::Forever => None,
         Wait::For(d) => Some(clock::now() + d),
     };
     let mut watch: Option<Watch> = None;
-    let mut pace = Pace::new();
+    let mut pace = Pace::new(clock::now());
     let mut warned = false;
     loop {
         let attempt = lock.try_acquire(holder);
@@ -109,16 +114,7 @@ pub(crate) fn take(
             continue; // listening now: try again, in case the release came before we listened
         }
 
-        let mut wake = now + BACKSTOP;
-        if let Some(expires_in) = expires_in {
-            wake = wake.min(now + expires_in + jitter(Duration::from_millis(3)));
-        }
-        if failure.is_some() {
-            wake = wake.min(now + RETRY_UNAVAILABLE / 2 + jitter(RETRY_UNAVAILABLE));
-        }
-        if let Some(l) = limit {
-            wake = wake.min(l);
-        }
+        let wake = wake_at(now, expires_in, failure.is_some(), limit, jitter);
         // A release announced during the attempt may be newer than the busy answer: go again.
         let released = heard_release
             || match pause(inbox, wake, true) {
@@ -126,9 +122,9 @@ pub(crate) fn take(
                 Woke::Released => true,
                 Woke::Time => false,
             };
-        let mut next = pace.next_attempt();
+        let mut next = pace.next_attempt(clock::now());
         if released && lock.node_count() > 1 {
-            next = next.max(clock::now() + jitter(Duration::from_millis(5)));
+            next = next.max(clock::now() + jitter(SPLIT_VOTE));
         }
         if let Woke::Signal(signal) = pause(inbox, next, false) {
             return Ok(Acquired::Interrupted(signal));
@@ -136,7 +132,32 @@ pub(crate) fn take(
     }
 }
 
+/// When a waiter that was turned away tries again, unless a release is announced first: right
+/// after the holder's lease runs out (`expires_in`, from the busy answer), soon when nodes did not
+/// answer (`unreachable`), after [`BACKSTOP`] at the latest, and never after the wait's own
+/// `limit`; whichever comes first. `jitter(max)` is a random duration below `max`.
+fn wake_at(
+    now: Stamp,
+    expires_in: Option<Duration>,
+    unreachable: bool,
+    limit: Option<Stamp>,
+    mut jitter: impl FnMut(Duration) -> Duration,
+) -> Stamp {
+    let mut wake = now + BACKSTOP;
+    if let Some(expires_in) = expires_in {
+        wake = wake.min(now + expires_in + jitter(PAST_EXPIRY));
+    }
+    if unreachable {
+        wake = wake.min(now + RETRY_UNAVAILABLE / 2 + jitter(RETRY_UNAVAILABLE));
+    }
+    if let Some(l) = limit {
+        wake = wake.min(l);
+    }
+    wake
+}
+
 /// Why [`pause`] returned.
+#[derive(Debug, PartialEq, Eq)]
 enum Woke {
     Signal(SignalNumber),
     Released,
@@ -145,7 +166,7 @@ enum Woke {
 
 /// Waits until `until`, or until a signal; with `on_release`, also until a release is announced.
 /// Announcements that pile up while the waiter is busy count as one.
-fn pause(inbox: &mut Inbox<Event>, until: clock::Stamp, on_release: bool) -> Woke {
+fn pause(inbox: &mut Inbox<Event>, until: Stamp, on_release: bool) -> Woke {
     while let Some(event) = inbox.recv_until(Some(until)) {
         match event {
             Event::Signal(signal) => return Woke::Signal(signal),
@@ -167,24 +188,26 @@ fn pause(inbox: &mut Inbox<Event>, until: clock::Stamp, on_release: bool) -> Wok
 /// [`Pace::RATE`] per second, so a waiter answers a release at once but sends at most `RATE`
 /// attempts (one request per node each) per second however often the lock changes hands.
 struct Pace {
+    /// Attempts the bucket holds now; below zero, attempts already promised a later time.
     tokens: f64,
-    last: clock::Stamp,
+    /// When `tokens` was last brought up to date.
+    last: Stamp,
 }
 
 impl Pace {
     const RATE: f64 = 10.0;
     const BURST: f64 = 3.0;
 
-    fn new() -> Pace {
+    /// A full bucket at `now`.
+    fn new(now: Stamp) -> Pace {
         Pace {
             tokens: Self::BURST,
-            last: clock::now(),
+            last: now,
         }
     }
 
-    /// When the next attempt may go out (now, if the bucket has a token), taking that token.
-    fn next_attempt(&mut self) -> clock::Stamp {
-        let now = clock::now();
+    /// When the next attempt may go out (`now`, if the bucket has a token), taking that token.
+    fn next_attempt(&mut self, now: Stamp) -> Stamp {
         self.tokens =
             (self.tokens + now.since(self.last).as_secs_f64() * Self::RATE).min(Self::BURST);
         self.last = now;
@@ -211,14 +234,154 @@ fn random_fraction() -> f64 {
     fraction
 }
 
-/// Sleeps a random time below `jitter` (`--jitter`); returns the signal that cut it short, if one
+/// Sleeps a random time below `bound` (`--jitter`); returns the signal that cut it short, if one
 /// did.
-pub(crate) fn sleep_jitter(jitter: Duration, inbox: &mut Inbox<Event>) -> Option<SignalNumber> {
-    let until = clock::now() + jitter.mul_f64(random_fraction());
-    while let Some(event) = inbox.recv_until(Some(until)) {
-        if let Event::Signal(signal) = event {
-            return Some(signal);
+pub(crate) fn sleep_jitter(bound: Duration, inbox: &mut Inbox<Event>) -> Option<SignalNumber> {
+    match pause(inbox, clock::now() + jitter(bound), false) {
+        Woke::Signal(signal) => Some(signal),
+        Woke::Released | Woke::Time => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `ms` milliseconds into a test's fake time.
+    fn at(ms: u64) -> Stamp {
+        Stamp::from_since_boot(Duration::from_secs(1000) + Duration::from_millis(ms))
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    /// Jitter at the low end of its range.
+    fn least(_: Duration) -> Duration {
+        Duration::ZERO
+    }
+
+    /// Jitter at the high end of its range.
+    fn most(max: Duration) -> Duration {
+        max
+    }
+
+    /// Equal up to the rounding of the bucket's floating-point arithmetic.
+    #[track_caller]
+    fn assert_close(got: Stamp, expected: Stamp) {
+        let off = got.since(expected).max(expected.since(got));
+        assert!(
+            off < Duration::from_micros(1),
+            "{got:?} is not {expected:?}"
+        );
+    }
+
+    #[test]
+    fn with_nothing_to_go_on_a_waiter_tries_again_after_the_backstop() {
+        assert_eq!(wake_at(at(0), None, false, None, most), at(1000));
+    }
+
+    #[test]
+    fn a_waiter_tries_right_after_the_holders_lease_runs_out() {
+        assert_eq!(wake_at(at(0), Some(ms(250)), false, None, least), at(250));
+        assert_eq!(wake_at(at(0), Some(ms(250)), false, None, most), at(253));
+        assert_eq!(wake_at(at(0), Some(ms(0)), false, None, least), at(0));
+    }
+
+    #[test]
+    fn a_long_lease_is_checked_on_once_a_second() {
+        assert_eq!(
+            wake_at(at(0), Some(ms(30_000)), false, None, most),
+            at(1000)
+        );
+    }
+
+    #[test]
+    fn nodes_that_did_not_answer_are_retried_within_50_to_150_ms() {
+        assert_eq!(wake_at(at(0), None, true, None, least), at(50));
+        assert_eq!(wake_at(at(0), None, true, None, most), at(150));
+        assert_eq!(wake_at(at(0), Some(ms(20)), true, None, least), at(20));
+    }
+
+    #[test]
+    fn a_waiter_wakes_when_its_own_wait_runs_out_whatever_else_it_waits_for() {
+        assert_eq!(wake_at(at(0), None, false, Some(at(400)), most), at(400));
+        assert_eq!(
+            wake_at(at(0), Some(ms(250)), true, Some(at(20)), most),
+            at(20)
+        );
+        assert_eq!(wake_at(at(0), None, false, Some(at(5000)), most), at(1000));
+    }
+
+    #[test]
+    fn a_release_announcement_ends_a_pause_at_once_and_a_pile_of_them_counts_once() {
+        let (tx, mut inbox) = inbox::channel().unwrap();
+        tx.send(Event::Released);
+        tx.send(Event::Released);
+        let start = clock::now();
+        assert_eq!(
+            pause(&mut inbox, start + Duration::from_secs(60), true),
+            Woke::Released
+        );
+        assert!(clock::now().since(start) < Duration::from_secs(5));
+        assert_eq!(inbox.try_recv(), None);
+    }
+
+    #[test]
+    fn a_signal_wins_over_a_release_heard_with_it() {
+        let (tx, mut inbox) = inbox::channel().unwrap();
+        tx.send(Event::Released);
+        tx.send(Event::Signal(SignalNumber(15)));
+        let until = clock::now() + Duration::from_secs(60);
+        assert_eq!(
+            pause(&mut inbox, until, true),
+            Woke::Signal(SignalNumber(15))
+        );
+    }
+
+    #[test]
+    fn a_pause_for_pacing_is_not_cut_short_by_a_release() {
+        let (tx, mut inbox) = inbox::channel().unwrap();
+        tx.send(Event::Released);
+        let until = clock::now() + Duration::from_millis(20);
+        assert_eq!(pause(&mut inbox, until, false), Woke::Time);
+        assert!(clock::now() >= until);
+    }
+
+    #[test]
+    fn a_waiter_turned_away_every_time_sends_a_burst_of_three_then_ten_a_second() {
+        let mut pace = Pace::new(at(0));
+        let mut now = at(0);
+        let mut sent = Vec::new();
+        for _ in 0..13 {
+            now = now.max(pace.next_attempt(now));
+            sent.push(now);
+        }
+        let expected = [0, 0, 0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000];
+        for (got, expected) in sent.into_iter().zip(expected) {
+            assert_close(got, at(expected));
         }
     }
-    None
+
+    #[test]
+    fn a_partly_refilled_bucket_lets_the_next_attempt_go_once_a_token_is_whole() {
+        let mut pace = Pace::new(at(0));
+        for _ in 0..3 {
+            assert_eq!(pace.next_attempt(at(0)), at(0));
+        }
+        assert_close(pace.next_attempt(at(30)), at(100));
+    }
+
+    #[test]
+    fn a_quiet_spell_refills_the_burst_but_no_more() {
+        let mut pace = Pace::new(at(0));
+        for _ in 0..5 {
+            pace.next_attempt(at(0));
+        }
+        // Ten quiet seconds (a long lease waited out) earn three attempts at once, not a hundred.
+        for _ in 0..3 {
+            assert_eq!(pace.next_attempt(at(10_000)), at(10_000));
+        }
+        assert_close(pace.next_attempt(at(10_000)), at(10_100));
+    }
 }

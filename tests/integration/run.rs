@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::support::{RedisServer, Rlock, process_gone, rlock, temp_dir, wait_for, wait_for_file};
+use crate::waiting::listeners;
 
 /// Generous bound for things that should happen "at once" on a loaded 2-core machine.
 const SOON: Duration = Duration::from_secs(5);
@@ -188,13 +189,23 @@ fn a_waiter_gets_the_lock_when_the_holder_exits() {
         .args(["-k", "job", "-c", &ready_then_sleep(dir.path())])
         .spawn();
     wait_for_file(dir.path().join("ready"), SOON);
-    let waiter = on(&redis)
+    let mut waiter = on(&redis)
         .args(["-k", "job", "-w", "20s", "--", "echo", "ran"])
         .spawn();
+    // Once the waiter listens, only the holder's release announcement can wake it this soon: its
+    // next try of its own is a second away.
+    wait_for("the waiter to listen", SOON, || {
+        listeners(&redis, "job") == 1
+    });
+    let exiting = Instant::now();
     holder.signal(Signal::SIGTERM);
     holder.wait().assert_code(143);
-    let mut waiter = waiter;
     waiter.wait().assert_success().assert_stdout_eq("ran\n");
+    assert!(
+        exiting.elapsed() < Duration::from_millis(600),
+        "the waiter got the lock {:?} after the holder was told to exit",
+        exiting.elapsed()
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn on(servers: &[RedisServer], subcommand: &[&str]) -> Rlock {
 }
 
 /// How many clients listen on the release channel of lock `key` on `redis`.
-fn listeners(redis: &RedisServer, key: &str) -> i64 {
+pub(crate) fn listeners(redis: &RedisServer, key: &str) -> i64 {
     match redis.cmd(&["PUBSUB", "NUMSUB", &format!("rlock:{{{key}}}:released")]) {
         redis::Value::Array(items) => match items.get(1) {
             Some(redis::Value::Int(n)) => *n,
