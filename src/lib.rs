@@ -8,11 +8,13 @@
 //!
 //! # Layout
 //! - [`cli`]: the command line (clap definitions; their doc comments are `--help`).
-//! - [`config`]: command-line values checked and turned into settings.
+//! - [`config`]: command-line values checked and turned into settings, which build the lock.
 //! - [`exit`]: every exit status, documented in one table.
-//! - [`cmd`]: one module per subcommand, composing the pieces below.
+//! - [`cmd`]: one module per subcommand, composing the pieces below; where the lease's outcomes
+//!   and errors become exit statuses.
 //! - [`lease`]: the lease protocol over N nodes (N = 1 is single-node mode): quorum and validity
-//!   maths, one node's connection, the Lua scripts, and the fencing scheme.
+//!   maths, one node's connection, the Lua scripts, and the fencing scheme. It speaks in values
+//!   (granted, busy, kept, lost, unreachable) and never names an exit status.
 //! - [`keeper`]: keeps a lease alive and reports each new deadline, or its loss; never touches
 //!   processes.
 //! - [`supervise`]: runs the command as a process group and stops it by its deadline; knows

@@ -24,8 +24,6 @@ pub struct Node {
     endpoint: Endpoint,
     /// Where a cluster's `MOVED` reply sent us last: the owner of the lock's slot.
     route: Option<Endpoint>,
-    /// The URL as given, credentials included: handed to the command in `RLOCK_REDIS`, never printed.
-    url: String,
     /// The URL with credentials masked: how the node appears in every message.
     name: String,
     /// The configured per-request timeout, for messages ("no answer within 100ms").
@@ -91,7 +89,6 @@ impl Node {
         Ok(Node {
             endpoint,
             route: None,
-            url: url.to_owned(),
             name,
             timeout,
             conn: None,
@@ -102,11 +99,6 @@ impl Node {
     /// The node's redacted URL.
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The node's URL as given, credentials included.
-    pub fn url(&self) -> &str {
-        &self.url
     }
 
     /// How to reach the node, for connections of other kinds (pub/sub).
@@ -256,7 +248,7 @@ impl Node {
                     " (the server's certificate is not trusted: give its CA with --tls-ca)"
                 } else if text.contains("CertificateRequired") {
                     " (the server wants a client certificate: give --tls-cert and --tls-key)"
-                } else if text.contains("reset by peer") && self.url.starts_with("redis://") {
+                } else if text.contains("reset by peer") && self.name.starts_with("redis://") {
                     " (if this port speaks TLS, use a rediss:// URL)"
                 } else {
                     ""
