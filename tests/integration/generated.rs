@@ -22,13 +22,14 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 use rlock::cli::Cli;
 
-use crate::support::{RedisServer, rlock, skip};
+use crate::servers::{TlsServer, tls_unavailable};
+use crate::support::{rlock, skip};
 
 /// The directories that hold generated files, and nothing else.
 const GENERATED_DIRS: [&str; 2] = ["completions", "man"];
 
-/// What `rlock run` puts in the command's environment (src/cmd/run.rs), for the man page; a test
-/// checks the list against a real run.
+/// What `rlock run` puts in the command's environment (`lease_env` in src/cmd/mod.rs), for the
+/// man page; a test checks the list against a real run over mutual TLS.
 const COMMAND_ENVIRONMENT: &[(&str, &str)] = &[
     ("RLOCK_KEY", "the lock name"),
     (
@@ -44,6 +45,18 @@ const COMMAND_ENVIRONMENT: &[(&str, &str)] = &[
     ("RLOCK_REDIS", "the node URLs, comma-separated"),
     ("RLOCK_PREFIX", "the prefix of the lock's Redis keys"),
     ("RLOCK_TTL", "the lease TTL"),
+    (
+        "RLOCK_TLS_CA",
+        "the --tls-ca file as an absolute path, when one was given",
+    ),
+    (
+        "RLOCK_TLS_CERT",
+        "the --tls-cert file as an absolute path, when one was given",
+    ),
+    (
+        "RLOCK_TLS_KEY",
+        "the --tls-key file as an absolute path, when one was given",
+    ),
 ];
 
 /// The version in Cargo.toml and its release date, for the man pages' title line. A test fails when
@@ -528,9 +541,19 @@ fn the_man_page_documents_every_exit_status_option_variable_and_example() {
 
 #[test]
 fn the_man_page_names_exactly_the_variables_the_command_gets() {
-    let redis = RedisServer::start();
+    // Over mutual TLS, so that the command also gets the RLOCK_TLS_* variables.
+    if let Some(why) = tls_unavailable() {
+        return skip(&why);
+    }
+    let tls = TlsServer::start(true, None);
     let out = rlock()
-        .args(["-r", &redis.url(), "-k", "job", "--", "env"])
+        .args(["-r", &tls.url(), "--tls-ca"])
+        .arg(tls.certs.ca())
+        .arg("--tls-cert")
+        .arg(tls.certs.client_cert())
+        .arg("--tls-key")
+        .arg(tls.certs.client_key())
+        .args(["-k", "job", "--", "env"])
         .output();
     out.assert_success();
     let got: BTreeSet<&str> = out
