@@ -307,10 +307,20 @@ fn the_systemd_service_runs_its_exec_start_and_counts_a_skip_as_success() {
 
 #[test]
 fn the_systemd_units_pass_systemd_analyze_verify() {
-    // verify checks that the programs exist: point them at real ones.
+    verify_units(Path::new(env!("CARGO_BIN_EXE_rlock")));
+}
+
+/// Runs `systemd-analyze verify` on the example units with their `ExecStart` pointed at `rlock`
+/// (verify checks that the programs exist), failing on any complaint.
+pub fn verify_units(rlock: &Path) {
     let dir = temp_dir();
-    let service = read_example("rlock-nightly.service")
-        .replace("/usr/local/bin/rlock", env!("CARGO_BIN_EXE_rlock"))
+    let service = read_example("rlock-nightly.service");
+    assert!(
+        service.contains("ExecStart=/usr/local/bin/rlock "),
+        "the service runs rlock where quickstart installs it"
+    );
+    let service = service
+        .replace("/usr/local/bin/rlock", &rlock.display().to_string())
         .replace("/usr/local/bin/nightly-job", "/bin/true");
     fs::write(dir.path().join("rlock-nightly.service"), service).unwrap();
     fs::copy(

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 
-use crate::support::{RedisServer, skip, temp_dir, without_rlock_env};
+use crate::examples::verify_units;
+use crate::support::{RedisServer, temp_dir, without_rlock_env};
 
 /// cron's own PATH, when the crontab sets none (Debian's cron).
 const CRON_PATH: &str = "/usr/bin:/bin";
@@ -242,34 +243,5 @@ fn every_crontab_line_runs_under_crons_environment_after_quickstart_and_not_with
 fn the_systemd_units_verify_with_the_installed_rlock() {
     let (prefix, redis) = (temp_dir(), RedisServer::start());
     quickstart(prefix.path(), &redis);
-    let service = read_source("examples/rlock-nightly.service");
-    assert!(
-        service.contains("ExecStart=/usr/local/bin/rlock "),
-        "the service runs rlock where quickstart installs it"
-    );
-    let dir = temp_dir();
-    let installed = prefix.path().join("bin/rlock");
-    let service = service
-        .replace("/usr/local/bin/rlock", &installed.display().to_string())
-        .replace("/usr/local/bin/nightly-job", "/bin/true");
-    fs::write(dir.path().join("rlock-nightly.service"), service).unwrap();
-    fs::copy(
-        source("examples/rlock-nightly.timer"),
-        dir.path().join("rlock-nightly.timer"),
-    )
-    .unwrap();
-    let Ok(out) = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .args(["./rlock-nightly.service", "./rlock-nightly.timer"])
-        .current_dir(dir.path())
-        .output()
-    else {
-        return skip("systemd-analyze is not installed (apt-get install systemd)");
-    };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.is_empty(),
-        "{}",
-        shown("systemd-analyze verify", &out)
-    );
+    verify_units(&prefix.path().join("bin/rlock"));
 }

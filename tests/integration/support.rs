@@ -9,6 +9,11 @@
 //! killed *and reaped* on `Drop`, even when a test panics. `rlock` runs with all
 //! inherited `RLOCK_*` variables removed. Synchronise only through the polling
 //! helpers ([`wait_for`], [`wait_for_file`]), never through fixed sleeps.
+//!
+//! There is one of each helper, for both test binaries (the fault suite includes this file):
+//! one server launcher ([`launch_redis`], behind [`RedisServer`] and `servers::Server`), one
+//! `RLOCK_*` scrub ([`without_rlock_env`]), one wait with a deadline ([`wait_timeout`],
+//! [`wait_or_kill`]), one builder of `rlock -r URL...` ([`on`]) and one way to skip ([`skip`]).
 
 // Each test module uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -29,7 +34,7 @@ use nix::unistd::Pid;
 use redis::ConnectionLike;
 
 /// How long a freshly spawned server may take to answer PING (generous: CI shares its cores).
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connect/read/write timeout of connections made by [`RedisServer::conn`].
 const CONN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Hard cap on a single `rlock` run.
