@@ -30,7 +30,7 @@ use nix::unistd::Pid;
 use crate::clock::{self, Nanos};
 use crate::procs::{self, FullPipe};
 use crate::rng::Rng;
-use crate::support::process_gone;
+use crate::support::{process_gone, without_rlock_env};
 
 /// How often a client loop looks at its rlock and its command.
 const POLL: Duration = Duration::from_millis(5);
@@ -456,11 +456,7 @@ fn rlock_command(
     verbose: bool,
 ) -> Command {
     let mut cmd = Command::new(&settings.rlock);
-    for (key, _) in std::env::vars_os() {
-        if key.as_encoded_bytes().starts_with(b"RLOCK_") {
-            cmd.env_remove(key);
-        }
-    }
+    without_rlock_env(&mut cmd);
     for url in &settings.urls {
         cmd.arg("-r").arg(url);
     }

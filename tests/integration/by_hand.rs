@@ -7,19 +7,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{RedisServer, Rlock, rlock, temp_dir, wait_for};
+use crate::support::{RedisServer, rlock, temp_dir, wait_for};
 
 const SOON: Duration = Duration::from_secs(5);
 
-/// `rlock SUBCOMMAND -r URL...` against `servers`.
-fn on(servers: &[RedisServer], subcommand: &str) -> Rlock {
-    servers
-        .iter()
-        .fold(rlock().arg(subcommand), |r, s| r.arg("-r").arg(s.url()))
-}
-
 fn token_of(servers: &[RedisServer], key: &str, args: &[&str]) -> String {
-    let out = on(servers, "acquire").args(["-k", key]).args(args).output();
+    let out = rlock()
+        .arg("acquire")
+        .on(servers)
+        .args(["-k", key])
+        .args(args)
+        .output();
     out.assert_success().assert_stderr_empty();
     out.stdout.trim().to_owned()
 }
@@ -30,11 +28,15 @@ fn acquire_prints_the_token_that_extend_and_release_take() {
     let token = token_of(&redis, "job", &[]);
     assert_eq!(token.len(), 32);
     assert_eq!(redis[0].get("rlock:{job}"), Some(token.clone()));
-    on(&redis, "extend")
+    rlock()
+        .arg("extend")
+        .on(&redis)
         .args(["-k", "job", "--token", &token])
         .output()
         .assert_success();
-    on(&redis, "release")
+    rlock()
+        .arg("release")
+        .on(&redis)
         .args(["-k", "job", "--token", &token])
         .output()
         .assert_success();
@@ -44,7 +46,9 @@ fn acquire_prints_the_token_that_extend_and_release_take() {
 #[test]
 fn acquire_json_parses_and_names_the_nodes_without_passwords() {
     let redis = [RedisServer::start()];
-    let out = on(&redis, "acquire")
+    let out = rlock()
+        .arg("acquire")
+        .on(&redis)
         .args(["-k", "job", "-t", "10s", "--format", "json"])
         .output();
     out.assert_success();
@@ -81,7 +85,9 @@ fn shell_output_survives_hostile_keys_without_executing_anything() {
         "ünïcödé ✓".to_owned(),
         "\"double\" \\ back".to_owned(),
     ] {
-        let acquired = on(&redis, "acquire")
+        let acquired = rlock()
+            .arg("acquire")
+            .on(&redis)
             .args(["-k", &key, "--format", "shell"])
             .output();
         acquired.assert_success();
@@ -99,7 +105,9 @@ fn shell_output_survives_hostile_keys_without_executing_anything() {
         assert_eq!(lines[1].len(), 32, "{printed}");
         assert!(lines[2].parse::<u64>().is_ok(), "{printed}");
         assert!(!marker.exists(), "the key was executed: {key}");
-        on(&redis, "release")
+        rlock()
+            .arg("release")
+            .on(&redis)
             .args(["-k", &key, "--token", lines[1]])
             .output()
             .assert_success();
@@ -111,7 +119,9 @@ fn extend_keeps_a_lease_past_its_original_ttl() {
     let redis = [RedisServer::start()];
     let started = Instant::now();
     let token = token_of(&redis, "job", &["-t", "300ms"]);
-    on(&redis, "extend")
+    rlock()
+        .arg("extend")
+        .on(&redis)
         .args(["-k", "job", "-t", "10s", "--token", &token])
         .output()
         .assert_success();
@@ -143,12 +153,16 @@ fn a_wrong_or_expired_token_neither_extends_nor_releases_the_current_holders_loc
     let pttl_before = redis[0].pttl("rlock:{job}");
 
     for token in [stale.as_str(), "0123456789abcdef0123456789abcdef"] {
-        on(&redis, "extend")
+        rlock()
+            .arg("extend")
+            .on(&redis)
             .args(["-k", "job", "-t", "1h", "--token", token])
             .output()
             .assert_code(3)
             .assert_stderr_contains("rlock: cannot extend lock 'job'");
-        on(&redis, "release")
+        rlock()
+            .arg("release")
+            .on(&redis)
             .args(["-k", "job", "--token", token])
             .output()
             .assert_code(3)
@@ -168,13 +182,19 @@ fn a_wrong_or_expired_token_neither_extends_nor_releases_the_current_holders_loc
 #[test]
 fn status_reports_held_and_free_with_the_holder_but_never_the_token() {
     let redis = [RedisServer::start()];
-    on(&redis, "status")
+    rlock()
+        .arg("status")
+        .on(&redis)
         .args(["-k", "job"])
         .output()
         .assert_code(3);
     let token = token_of(&redis, "job", &["-t", "20s"]);
 
-    let plain = on(&redis, "status").args(["-k", "job"]).output();
+    let plain = rlock()
+        .arg("status")
+        .on(&redis)
+        .args(["-k", "job"])
+        .output();
     plain.assert_success();
     assert!(plain.stdout.starts_with("lock 'job' is held\n"), "{plain}");
     assert!(
@@ -188,7 +208,9 @@ fn status_reports_held_and_free_with_the_holder_but_never_the_token() {
         "status printed the token: {plain}"
     );
 
-    let json = on(&redis, "status")
+    let json = rlock()
+        .arg("status")
+        .on(&redis)
         .args(["-k", "job", "--format", "json"])
         .output();
     json.assert_success();
@@ -205,7 +227,9 @@ fn status_reports_held_and_free_with_the_holder_but_never_the_token() {
         "{v}"
     );
 
-    let mine = on(&redis, "status")
+    let mine = rlock()
+        .arg("status")
+        .on(&redis)
         .args(["-k", "job", "--format", "json", "--token", &token])
         .output();
     assert_eq!(
@@ -213,11 +237,17 @@ fn status_reports_held_and_free_with_the_holder_but_never_the_token() {
         true
     );
 
-    on(&redis, "release")
+    rlock()
+        .arg("release")
+        .on(&redis)
         .args(["-k", "job", "--token", &token])
         .output()
         .assert_success();
-    let free = on(&redis, "status").args(["-k", "job"]).output();
+    let free = rlock()
+        .arg("status")
+        .on(&redis)
+        .args(["-k", "job"])
+        .output();
     free.assert_code(3);
     assert!(free.stdout.starts_with("lock 'job' is free\n"), "{free}");
     rlock()
@@ -235,24 +265,32 @@ fn leases_by_hand_work_on_three_nodes() {
             .iter()
             .all(|r| r.get("rlock:{job}").as_deref() == Some(token.as_str()))
     );
-    on(&redis, "extend")
+    rlock()
+        .arg("extend")
+        .on(&redis)
         .args(["-k", "job", "-t", "20s", "--token", &token])
         .output()
         .assert_success();
     assert!(redis.iter().all(|r| r.pttl("rlock:{job}") > 10_000));
 
-    let status = on(&redis, "status")
+    let status = rlock()
+        .arg("status")
+        .on(&redis)
         .args(["-k", "job", "--format", "json"])
         .output();
     status.assert_success();
     let v: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(v["nodes"].as_array().map(Vec::len), Some(3));
 
-    on(&redis, "acquire")
+    rlock()
+        .arg("acquire")
+        .on(&redis)
         .args(["-k", "job"])
         .output()
         .assert_code(75);
-    on(&redis, "release")
+    rlock()
+        .arg("release")
+        .on(&redis)
         .args(["-k", "job", "--token", &token])
         .output()
         .assert_success();

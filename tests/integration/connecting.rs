@@ -17,11 +17,10 @@ use serde_json::Value;
 
 use crate::servers::{
     Cluster, SentinelSet, Server, TlsServer, UnixServer, acl_log, add_acl_user_without,
-    add_minimal_acl_user, cluster_unavailable, minimal_acl_rules, plain_server, skip,
-    tls_unavailable,
+    add_minimal_acl_user, cluster_unavailable, minimal_acl_rules, plain_server, tls_unavailable,
 };
 use crate::support::{
-    RedisServer, Rlock, RunOutput, RunningRlock, free_port, rlock, temp_dir, wait_for_file,
+    RedisServer, Rlock, RunOutput, RunningRlock, free_port, rlock, skip, temp_dir, wait_for_file,
 };
 
 /// Generous bound for things that should happen "at once" on a loaded 2-core machine.

@@ -10,17 +10,12 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::support::{
-    FullPipe, RedisServer, Rlock, closed_pipe, proc_state, process_gone, rlock, temp_dir, wait_for,
+    FullPipe, RedisServer, closed_pipe, on, proc_state, process_gone, rlock, temp_dir, wait_for,
     wait_for_file,
 };
 
 /// Generous bound for things that should happen "at once" on a loaded 2-core machine.
 const SOON: Duration = Duration::from_secs(5);
-
-/// `rlock -r <server>`.
-fn on(redis: &RedisServer) -> Rlock {
-    rlock().arg("-r").arg(redis.url())
-}
 
 /// A command whose work outlives its leader's children: a background job that ignores the stop
 /// signal, and a pipeline. It writes every pid to `dir/pids`, then `dir/ready`.

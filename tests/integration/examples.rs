@@ -7,12 +7,13 @@ use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{RedisServer, RunOutput, rlock, temp_dir, wait_for};
+use crate::support::{
+    RedisServer, RunOutput, rlock, skip, temp_dir, wait_for, wait_or_kill, without_rlock_env,
+};
 
 /// Hard cap on one run of an example.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -50,11 +51,7 @@ impl Run {
             .expect("symlink rlock into a temporary directory");
         let mut cmd = Command::new(program.as_ref());
         cmd.args(args).stdin(Stdio::null());
-        for (key, _) in std::env::vars_os() {
-            if key.as_encoded_bytes().starts_with(b"RLOCK_") {
-                cmd.env_remove(key);
-            }
-        }
+        without_rlock_env(&mut cmd);
         let shown = format!("{} {}", program.as_ref().display(), args.join(" "));
         let mut run = Self { cmd, shown, bin };
         run.path(&std::env::var("PATH").unwrap_or_default());
@@ -92,20 +89,7 @@ impl Run {
             .cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run `{}`: {e}", self.shown));
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if started.elapsed() > RUN_TIMEOUT {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "`{}` still running after {RUN_TIMEOUT:?}; killed it",
-                    self.shown
-                );
-            }
-            thread::sleep(Duration::from_millis(5));
-        };
+        let status = wait_or_kill(&mut child, RUN_TIMEOUT, &format!("`{}`", self.shown));
         RunOutput {
             status,
             stdout: read_all(stdout),
@@ -323,10 +307,20 @@ fn the_systemd_service_runs_its_exec_start_and_counts_a_skip_as_success() {
 
 #[test]
 fn the_systemd_units_pass_systemd_analyze_verify() {
-    // verify checks that the programs exist: point them at real ones.
+    verify_units(Path::new(env!("CARGO_BIN_EXE_rlock")));
+}
+
+/// Runs `systemd-analyze verify` on the example units with their `ExecStart` pointed at `rlock`
+/// (verify checks that the programs exist), failing on any complaint.
+pub fn verify_units(rlock: &Path) {
     let dir = temp_dir();
-    let service = read_example("rlock-nightly.service")
-        .replace("/usr/local/bin/rlock", env!("CARGO_BIN_EXE_rlock"))
+    let service = read_example("rlock-nightly.service");
+    assert!(
+        service.contains("ExecStart=/usr/local/bin/rlock "),
+        "the service runs rlock where quickstart installs it"
+    );
+    let service = service
+        .replace("/usr/local/bin/rlock", &rlock.display().to_string())
         .replace("/usr/local/bin/nightly-job", "/bin/true");
     fs::write(dir.path().join("rlock-nightly.service"), service).unwrap();
     fs::copy(
@@ -341,8 +335,7 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         .output()
     {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            eprintln!("note: systemd-analyze is not installed, so the units were not verified");
-            return;
+            return skip("systemd-analyze is not installed (apt-get install systemd)");
         }
         out => out.expect("systemd-analyze runs"),
     };

@@ -1,7 +1,7 @@
 //! Smoke tests of the test fixtures themselves (`support.rs`), not of `rlock`.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{RedisServer, process_gone};
 
@@ -32,9 +32,7 @@ fn server_starts_and_answers() {
 /// `start_many` starts distinct servers concurrently.
 #[test]
 fn start_many_gives_distinct_ports() {
-    let started = Instant::now();
     let servers = RedisServer::start_many(5);
-    let elapsed = started.elapsed();
     let ports: HashSet<u16> = servers.iter().map(RedisServer::port).collect();
     assert_eq!(ports.len(), 5, "ports: {ports:?}");
     for server in &servers {
@@ -43,10 +41,6 @@ fn start_many_gives_distinct_ports() {
     for server in &servers {
         assert_eq!(server.get("who"), Some(server.port().to_string()));
     }
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "5 servers took {elapsed:?}"
-    );
 }
 
 /// A paused server accepts connections but never replies; resuming restores it.

@@ -1,9 +1,10 @@
 //! The generated files: completion scripts (`completions/`) and man pages (`man/`) come from the
 //! command line definition, `rlock::cli::Cli::command()`, and are committed.
 //!
-//! `generated_files_are_fresh` regenerates them all and compares: it rewrites every stale file and
-//! then fails once, naming them, so that `cargo test --test integration generated` run twice
-//! regenerates and then passes. With `CI` set it only checks, and fails naming the stale files.
+//! `generated_files_are_fresh` regenerates them all in memory and compares: by default it only
+//! fails, naming each stale file and the command that rewrites them,
+//! `RLOCK_REGENERATE=1 cargo test --test integration generated`. Files in the tree change only
+//! when asked, so a plain `cargo test` never leaves a diff behind.
 //!
 //! The man pages are `clap_mangen`'s pages (name, synopsis, description, options, subcommands) with
 //! rlock's own sections added: EXIT STATUS from `rlock::exit::STATUSES` (the table `--help`
@@ -22,13 +23,14 @@ use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 use rlock::cli::Cli;
 
-use crate::support::{RedisServer, rlock};
+use crate::servers::{TlsServer, tls_unavailable};
+use crate::support::{rlock, skip};
 
 /// The directories that hold generated files, and nothing else.
 const GENERATED_DIRS: [&str; 2] = ["completions", "man"];
 
-/// What `rlock run` puts in the command's environment (src/cmd/run.rs), for the man page; a test
-/// checks the list against a real run.
+/// What `rlock run` puts in the command's environment (`lease_env` in src/cmd/mod.rs), for the
+/// man page; a test checks the list against a real run over mutual TLS.
 const COMMAND_ENVIRONMENT: &[(&str, &str)] = &[
     ("RLOCK_KEY", "the lock name"),
     (
@@ -44,6 +46,18 @@ const COMMAND_ENVIRONMENT: &[(&str, &str)] = &[
     ("RLOCK_REDIS", "the node URLs, comma-separated"),
     ("RLOCK_PREFIX", "the prefix of the lock's Redis keys"),
     ("RLOCK_TTL", "the lease TTL"),
+    (
+        "RLOCK_TLS_CA",
+        "the --tls-ca file as an absolute path, when one was given",
+    ),
+    (
+        "RLOCK_TLS_CERT",
+        "the --tls-cert file as an absolute path, when one was given",
+    ),
+    (
+        "RLOCK_TLS_KEY",
+        "the --tls-key file as an absolute path, when one was given",
+    ),
 ];
 
 /// The version in Cargo.toml and its release date, for the man pages' title line. A test fails when
@@ -308,9 +322,12 @@ fn installed(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
+/// The variable that lets [`generated_files_are_fresh`] rewrite stale files.
+const REGENERATE: &str = "RLOCK_REGENERATE";
+
 #[test]
 fn generated_files_are_fresh() {
-    let check_only = std::env::var_os("CI").is_some();
+    let regenerate = std::env::var_os(REGENERATE).is_some_and(|v| v == "1");
     let files = generated();
     let mut stale = Vec::new();
     for (path, contents) in &files {
@@ -318,7 +335,7 @@ fn generated_files_are_fresh() {
         if fs::read(&full).ok().as_ref() == Some(contents) {
             continue;
         }
-        if !check_only {
+        if regenerate {
             write_atomically(&full, contents);
         }
         stale.push(path.display().to_string());
@@ -335,15 +352,15 @@ fn generated_files_are_fresh() {
     }
     let mut problems = Vec::new();
     if !stale.is_empty() {
-        problems.push(if check_only {
+        problems.push(if regenerate {
             format!(
-                "stale: {} (CI is set, so nothing was rewritten: run `cargo test --test \
-                 integration generated` and commit the result)",
+                "rewrote the stale {} (review and commit them; the next run passes)",
                 stale.join(", ")
             )
         } else {
             format!(
-                "rewrote the stale {} (review and commit them; the next run passes)",
+                "stale: {} (regenerate with `{REGENERATE}=1 cargo test --test integration \
+                 generated`, then review and commit)",
                 stale.join(", ")
             )
         });
@@ -381,11 +398,7 @@ fn man_pages_render_without_warnings() {
     } else if installed("mandoc") {
         ("mandoc", &["-Tlint", "-Wwarning"])
     } else {
-        eprintln!(
-            "note: neither groff nor mandoc is installed, so the man pages were not checked \
-             (apt-get install groff-base)"
-        );
-        return;
+        return skip("neither groff nor mandoc is installed (apt-get install groff-base)");
     };
     for page in &pages {
         let out = Command::new(program)
@@ -410,9 +423,7 @@ fn man_pages_render_without_warnings() {
 #[test]
 fn man_pages_pass_mandoc_lint() {
     if !installed("mandoc") {
-        eprintln!("SKIPPED: mandoc is not installed (apt-get install mandoc)");
-        assert!(std::env::var_os("CI").is_none(), "CI needs mandoc");
-        return;
+        return skip("mandoc is not installed (apt-get install mandoc)");
     }
     for (path, _) in man_pages() {
         let out = Command::new("mandoc")
@@ -437,9 +448,7 @@ fn man_pages_pass_mandoc_lint() {
 #[test]
 fn man_page_examples_stay_whole_lines_at_80_columns() {
     if !installed("groff") {
-        eprintln!("SKIPPED: groff is not installed (apt-get install groff-base)");
-        assert!(std::env::var_os("CI").is_none(), "CI needs groff");
-        return;
+        return skip("groff is not installed (apt-get install groff-base)");
     }
     for (path, page) in man_pages() {
         let page = String::from_utf8(page).expect("man pages are UTF-8");
@@ -536,9 +545,19 @@ fn the_man_page_documents_every_exit_status_option_variable_and_example() {
 
 #[test]
 fn the_man_page_names_exactly_the_variables_the_command_gets() {
-    let redis = RedisServer::start();
+    // Over mutual TLS, so that the command also gets the RLOCK_TLS_* variables.
+    if let Some(why) = tls_unavailable() {
+        return skip(&why);
+    }
+    let tls = TlsServer::start(true, None);
     let out = rlock()
-        .args(["-r", &redis.url(), "-k", "job", "--", "env"])
+        .args(["-r", &tls.url(), "--tls-ca"])
+        .arg(tls.certs.ca())
+        .arg("--tls-cert")
+        .arg(tls.certs.client_cert())
+        .arg("--tls-key")
+        .arg(tls.certs.client_key())
+        .args(["-k", "job", "--", "env"])
         .output();
     out.assert_success();
     let got: BTreeSet<&str> = out

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 
-use crate::support::{RedisServer, temp_dir};
+use crate::examples::verify_units;
+use crate::support::{RedisServer, temp_dir, without_rlock_env};
 
 /// cron's own PATH, when the crontab sets none (Debian's cron).
 const CRON_PATH: &str = "/usr/bin:/bin";
@@ -38,16 +39,12 @@ fn shown(what: &str, out: &Output) -> String {
 /// Runs `scripts/quickstart` with `PREFIX=prefix`, the binary under test and `redis`.
 fn quickstart(prefix: &Path, redis: &RedisServer) {
     let mut cmd = Command::new("bash");
-    cmd.arg(source("scripts/quickstart"))
+    without_rlock_env(&mut cmd)
+        .arg(source("scripts/quickstart"))
         .env("PREFIX", prefix)
         .env("RLOCK_QUICKSTART_BIN", env!("CARGO_BIN_EXE_rlock"))
         .env("RLOCK_QUICKSTART_REDIS_PORT", redis.port().to_string())
         .stdin(Stdio::null());
-    for (key, _) in std::env::vars_os() {
-        if key.as_encoded_bytes().starts_with(b"RLOCK_") && key != "RLOCK_QUICKSTART_BIN" {
-            cmd.env_remove(key);
-        }
-    }
     let out = cmd.output().expect("run scripts/quickstart");
     assert!(
         out.status.success(),
@@ -246,40 +243,5 @@ fn every_crontab_line_runs_under_crons_environment_after_quickstart_and_not_with
 fn the_systemd_units_verify_with_the_installed_rlock() {
     let (prefix, redis) = (temp_dir(), RedisServer::start());
     quickstart(prefix.path(), &redis);
-    let service = read_source("examples/rlock-nightly.service");
-    assert!(
-        service.contains("ExecStart=/usr/local/bin/rlock "),
-        "the service runs rlock where quickstart installs it"
-    );
-    let dir = temp_dir();
-    let installed = prefix.path().join("bin/rlock");
-    let service = service
-        .replace("/usr/local/bin/rlock", &installed.display().to_string())
-        .replace("/usr/local/bin/nightly-job", "/bin/true");
-    fs::write(dir.path().join("rlock-nightly.service"), service).unwrap();
-    fs::copy(
-        source("examples/rlock-nightly.timer"),
-        dir.path().join("rlock-nightly.timer"),
-    )
-    .unwrap();
-    let Ok(out) = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .args(["./rlock-nightly.service", "./rlock-nightly.timer"])
-        .current_dir(dir.path())
-        .output()
-    else {
-        // .ci/run installs systemd, so CI must not skip this.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "systemd-analyze is missing in CI"
-        );
-        eprintln!("SKIPPED: systemd-analyze is not installed; the units were not verified");
-        return;
-    };
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stderr.is_empty(),
-        "{}",
-        shown("systemd-analyze verify", &out)
-    );
+    verify_units(&prefix.path().join("bin/rlock"));
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::Signal;
 
 use crate::support::{
-    RedisServer, Rlock, RunOutput, process_gone, rlock, temp_dir, wait_for, wait_for_file,
+    RedisServer, Rlock, RunOutput, on, process_gone, rlock, temp_dir, wait_for, wait_for_file,
 };
 
 /// Generous bound for things that should happen "at once" on a loaded 2-core machine.
@@ -27,11 +27,6 @@ const SOON: Duration = Duration::from_secs(5);
 const LOCK: &str = "rlock:{job}";
 const FENCE: &str = "rlock:{job}:fence";
 const HOLDER: &str = "rlock:{job}:holder";
-
-/// `rlock -r URL...` for every server in `servers`, in order.
-fn on(servers: &[RedisServer]) -> Rlock {
-    on_urls(servers.iter().map(RedisServer::url))
-}
 
 /// `rlock -r URL...`.
 fn on_urls(urls: impl IntoIterator<Item = String>) -> Rlock {

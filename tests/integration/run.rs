@@ -7,16 +7,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{RedisServer, Rlock, process_gone, rlock, temp_dir, wait_for, wait_for_file};
+use crate::support::{RedisServer, on, process_gone, rlock, temp_dir, wait_for, wait_for_file};
 use crate::waiting::listeners;
 
 /// Generous bound for things that should happen "at once" on a loaded 2-core machine.
 const SOON: Duration = Duration::from_secs(5);
-
-/// `rlock -r <server>`.
-fn on(redis: &RedisServer) -> Rlock {
-    rlock().arg("-r").arg(redis.url())
-}
 
 /// A command that writes its pid to `dir/pid`, signals readiness with `dir/ready`, then sleeps.
 fn ready_then_sleep(dir: &std::path::Path) -> String {

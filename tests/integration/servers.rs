@@ -11,7 +11,7 @@
 //! kernel-chosen port, is killed and reaped on drop (also when a test panics), and its log is
 //! printed if it fails to start. Readiness is polled with deadlines, never slept for.
 //!
-//! A test calls [`skip`] and returns only when a server feature is missing from the machine
+//! A test calls `support::skip` and returns only when a server feature is missing from the machine
 //! (`openssl`, a `redis-server` built without TLS, `redis-cli`); `.ci/run` installs them all.
 
 // Each test uses a different subset of these fixtures.
@@ -19,17 +19,16 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
-use std::fs::{self, File};
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::{FromRedisValue, Value};
 
-use crate::support::{command, free_port, temp_dir, wait_for};
+use crate::support::{command, free_port, launch_redis, skip, temp_dir, wait_for, wait_or_kill};
 
 /// How long a freshly spawned server may take to answer.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,12 +56,6 @@ const POLL: Duration = Duration::from_millis(10);
 pub const MINIMAL_ACL: &str = "ACL SETUSER rlock reset on >PASSWORD ~rlock:* &rlock:* \
      +evalsha +script|load +get +set +del +exists +incr +pexpire +pttl +time +hset +hgetall \
      +publish +subscribe +unsubscribe +punsubscribe +info";
-
-/// Prints why a test is skipped on the real stderr (the harness captures `eprintln!` and shows
-/// it only for failures, but a skip must be seen in a passing run too).
-pub fn skip(why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped: {why}");
-}
 
 /// Why the TLS tests cannot run here, or `None` if they can.
 pub fn tls_unavailable() -> Option<String> {
@@ -105,15 +98,7 @@ fn run_tool(cmd: &mut Command, timeout: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    let deadline = Instant::now() + timeout;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{shown} still running after {timeout:?}; killed it");
-        }
-        thread::sleep(POLL);
-    }
+    wait_or_kill(&mut child, timeout, &shown);
     let out = child.wait_with_output().expect("collect output");
     assert!(
         out.status.success(),
@@ -166,28 +151,11 @@ impl Server {
                 port,
                 extra_port,
             } = plan();
-            let out = File::create(dir.join(format!("{name}.out"))).expect("create .out file");
-            let mut child = Command::new("redis-server")
-                .args(&args)
-                .arg("--logfile")
-                .arg(&log)
-                .current_dir(dir)
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().expect("dup .out file"))
-                .stderr(out)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "cannot spawn redis-server ({e}); install it: apt-get install redis-server"
-                    )
-                });
-            let deadline = Instant::now() + STARTUP_TIMEOUT;
-            let failure = loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    break format!("exited early ({status})");
-                }
-                // Check the PID: after a port race another test's server may answer here.
-                if answering_pid(&admin) == Some(child.id()) {
+            let mut cmd = Command::new("redis-server");
+            cmd.args(&args).arg("--logfile").arg(&log);
+            let out = dir.join(format!("{name}.out"));
+            match launch_redis(cmd, dir, &out, &admin) {
+                Ok(child) => {
                     return Server {
                         child: Some(child),
                         name: name.to_owned(),
@@ -197,14 +165,8 @@ impl Server {
                         dir: dir.to_owned(),
                     };
                 }
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break format!("no answer within {STARTUP_TIMEOUT:?}");
-                }
-                thread::sleep(POLL);
-            };
-            failures.push(format!("{admin}: {failure}"));
+                Err(failure) => failures.push(format!("{admin}: {failure}")),
+            }
         }
         let read = |file: &Path| fs::read_to_string(file).unwrap_or_default();
         panic!(
@@ -334,19 +296,6 @@ fn base_args(dir: &Path) -> Vec<OsString> {
 /// Appends string arguments to `args`.
 fn push(args: &mut Vec<OsString>, more: &[&str]) {
     args.extend(more.iter().map(OsString::from));
-}
-
-/// PINGs the server at `url` and returns its `process_id`, or `None` if it does not answer.
-fn answering_pid(url: &str) -> Option<u32> {
-    let timeout = Duration::from_millis(500);
-    let mut con = redis::Client::open(url)
-        .ok()?
-        .get_connection_with_timeout(timeout)
-        .ok()?;
-    con.set_read_timeout(Some(timeout)).ok()?;
-    let info: String = redis::cmd("INFO").arg("server").query(&mut con).ok()?;
-    let pid = info.lines().find_map(|l| l.strip_prefix("process_id:"))?;
-    pid.trim().parse().ok()
 }
 
 // ---------------------------------------------------------------------------------------------

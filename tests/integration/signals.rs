@@ -10,17 +10,10 @@ use std::time::Duration;
 use nix::libc;
 use nix::sys::signal::Signal;
 
-use crate::support::{
-    RedisServer, Rlock, catches, process_gone, rlock, temp_dir, wait_for, wait_for_file,
-};
+use crate::support::{RedisServer, catches, on, process_gone, temp_dir, wait_for, wait_for_file};
 
 /// Generous bound for things that should happen "at once" on a loaded 2-core machine.
 const SOON: Duration = Duration::from_secs(5);
-
-/// `rlock -r <server>`.
-fn on(redis: &RedisServer) -> Rlock {
-    rlock().arg("-r").arg(redis.url())
-}
 
 /// 128+N, the status of a death by signal `n`.
 fn died_of(n: i32) -> i32 {

@@ -9,11 +9,16 @@
 //! killed *and reaped* on `Drop`, even when a test panics. `rlock` runs with all
 //! inherited `RLOCK_*` variables removed. Synchronise only through the polling
 //! helpers ([`wait_for`], [`wait_for_file`]), never through fixed sleeps.
+//!
+//! There is one of each helper, for both test binaries (the fault suite includes this file):
+//! one server launcher ([`launch_redis`], behind [`RedisServer`] and `servers::Server`), one
+//! `RLOCK_*` scrub ([`without_rlock_env`]), one wait with a deadline ([`wait_timeout`],
+//! [`wait_or_kill`]), one builder of `rlock -r URL...` ([`on`]) and one way to skip ([`skip`]).
 
 // Each test module uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt::{self, Write as _};
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -28,8 +33,8 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use redis::ConnectionLike;
 
-/// How long a freshly spawned server may take to answer PING.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a freshly spawned server may take to answer PING (generous: CI shares its cores).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connect/read/write timeout of connections made by [`RedisServer::conn`].
 const CONN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Hard cap on a single `rlock` run.
@@ -65,6 +70,24 @@ pub fn wait_for_file(path: impl AsRef<Path>, timeout: Duration) -> String {
         },
     );
     contents
+}
+
+/// Says that the calling test checks nothing here because `reason` (a missing tool, named with
+/// the package to install). The harness shows a passing test's stderr to nobody, so the line
+/// `SKIPPED: reason` also goes straight to the terminal (`/dev/tty`) when there is one; and
+/// with `CI` set a skip is a failure, since CI installs every tool (`.ci/run`).
+#[track_caller]
+pub fn skip(reason: &str) {
+    use std::io::Write as _;
+    let line = format!("SKIPPED: {reason}");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{line} (CI must run this test)"
+    );
+    eprintln!("{line}");
+    if let Ok(mut tty) = File::options().write(true).open("/dev/tty") {
+        let _ = writeln!(tty, "{line}");
+    }
 }
 
 /// A fresh temporary directory, deleted when dropped.
@@ -116,11 +139,18 @@ pub struct RedisServer {
     paused: AtomicBool,
     /// Working directory holding `redis.log` and `redis.out`.
     dir: tempfile::TempDir,
+    /// Extra environment of the server process (the fault suite's clock shim).
+    env: Vec<(OsString, OsString)>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port, retrying 5 times with new ports; panics with its log.
     pub fn start() -> Self {
+        Self::start_with_env(Vec::new())
+    }
+
+    /// [`RedisServer::start`] with `env` added to the server's environment, also on restarts.
+    pub fn start_with_env(env: Vec<(OsString, OsString)>) -> Self {
         let (dir, paused) = (temp_dir(), AtomicBool::new(false));
         let mut server = Self {
             child: None,
@@ -128,6 +158,7 @@ impl RedisServer {
             port: 0,
             paused,
             dir,
+            env,
         };
         let mut failures = Vec::new();
         for _ in 0..5 {
@@ -281,52 +312,21 @@ impl RedisServer {
     }
 
     /// Spawns redis-server on `self.port` and waits until *that* process answers PING.
-    ///
-    /// On failure the process is killed and reaped and the reason returned.
     fn launch(&mut self) -> Result<(), String> {
         let dir = self.dir.path();
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(dir.join("redis.out"));
-        let out = out.map_err(|e| format!("cannot open redis.out: {e}"))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("cannot dup redis.out: {e}"))?;
-        let mut child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--enable-debug-command", "local"])
             .arg("--dir")
             .arg(dir)
             .arg("--logfile")
             .arg(dir.join("redis.log"))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| {
-                format!("cannot spawn redis-server ({e}); install it: apt-get install redis-server")
-            })?;
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("exited early ({status})"));
-            }
-            // Check the PID: after a port race another test's server may answer here.
-            if answering_pid(&self.url()) == Some(child.id()) {
-                self.pid = child_pid(&child);
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no PING answer within {STARTUP_TIMEOUT:?}"));
-            }
-            thread::sleep(POLL);
-        }
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        let child = launch_redis(cmd, dir, &dir.join("redis.out"), &self.url())?;
+        self.pid = child_pid(&child);
+        self.child = Some(child);
+        Ok(())
     }
 
     /// The server's log and stdout/stderr, for panic messages.
@@ -355,7 +355,40 @@ impl Drop for RedisServer {
     }
 }
 
-/// `redis://127.0.0.1:PORT`.
+/// Spawns `cmd` (a `redis-server` with its arguments) in `dir` with stdout and stderr appended
+/// to `out`, and waits until *that* process answers on `url`: the one launcher of every fixture
+/// server. On failure the process is killed and reaped and the reason returned.
+pub fn launch_redis(mut cmd: Command, dir: &Path, out: &Path, url: &str) -> Result<Child, String> {
+    let out = File::options().create(true).append(true).open(out);
+    let out = out.map_err(|e| format!("cannot open the server's output file: {e}"))?;
+    let err = out.try_clone().map_err(|e| format!("cannot dup: {e}"))?;
+    let mut child = cmd
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| {
+            format!("cannot spawn redis-server ({e}); install it: apt-get install redis-server")
+        })?;
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited early ({status})"));
+        }
+        // Check the PID: after a port race another test's server may answer here.
+        if answering_pid(url) == Some(child.id()) {
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no answer within {STARTUP_TIMEOUT:?}"));
+        }
+        thread::sleep(POLL);
+    }
+}
+
 /// Sends `args` (a command and its arguments) on `conn`; error replies come back as
 /// `Value::ServerError`, I/O errors panic naming `server`.
 #[track_caller]
@@ -369,6 +402,7 @@ pub fn command(conn: &mut redis::Connection, args: &[&str], server: &str) -> red
         .unwrap_or_else(|e| panic!("{args:?} on {server}: {e}"))
 }
 
+/// `redis://127.0.0.1:PORT`.
 fn url_for(port: u16) -> String {
     format!("redis://127.0.0.1:{port}")
 }
@@ -389,7 +423,7 @@ fn child_pid(child: &Child) -> i32 {
     i32::try_from(child.id()).expect("PID fits in i32")
 }
 
-/// PINGs the server at `url` and returns its `process_id`, or `None` if it does not answer.
+/// The `process_id` of the server answering on `url`, or `None` if none answers.
 fn answering_pid(url: &str) -> Option<u32> {
     let timeout = Duration::from_millis(500);
     let mut con = redis::Client::open(url)
@@ -397,10 +431,6 @@ fn answering_pid(url: &str) -> Option<u32> {
         .get_connection_with_timeout(timeout)
         .ok()?;
     con.set_read_timeout(Some(timeout)).ok()?;
-    let pong: String = redis::cmd("PING").query(&mut con).ok()?;
-    if pong != "PONG" {
-        return None;
-    }
     let info: String = redis::cmd("INFO").arg("server").query(&mut con).ok()?;
     let pid = info.lines().find_map(|l| l.strip_prefix("process_id:"))?;
     pid.trim().parse().ok()
@@ -418,14 +448,47 @@ pub struct Rlock {
     shown_args: String,
 }
 
-/// Starts building an `rlock` invocation with every `RLOCK_*` variable removed.
-pub fn rlock() -> Rlock {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rlock"));
+/// Removes from `cmd`'s environment every `RLOCK_*` variable the test runner inherited, so a
+/// developer's own settings never reach a test; variables set on `cmd` afterwards stay.
+pub fn without_rlock_env(cmd: &mut Command) -> &mut Command {
     for (key, _) in std::env::vars_os() {
         if key.as_encoded_bytes().starts_with(b"RLOCK_") {
             cmd.env_remove(key);
         }
     }
+    cmd
+}
+
+/// Waits up to `timeout` for `child` to exit; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait on a child process") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit; after that kills and reaps it and panics naming
+/// `what`.
+#[track_caller]
+pub fn wait_or_kill(child: &mut Child, timeout: Duration, what: &str) -> ExitStatus {
+    if let Some(status) = wait_timeout(child, timeout) {
+        return status;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{what} still running after {timeout:?}; killed it");
+}
+
+/// Starts building an `rlock` invocation with every `RLOCK_*` variable removed.
+pub fn rlock() -> Rlock {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rlock"));
+    without_rlock_env(&mut cmd);
     let (shown_env, shown_args) = (String::new(), String::new());
     Rlock {
         cmd,
@@ -433,6 +496,41 @@ pub fn rlock() -> Rlock {
         shown_env,
         shown_args,
     }
+}
+
+/// One or several fixture servers, as [`on`] takes them.
+pub trait Servers {
+    /// Their URLs, in order.
+    fn urls(&self) -> Vec<String>;
+}
+
+impl Servers for RedisServer {
+    fn urls(&self) -> Vec<String> {
+        vec![self.url()]
+    }
+}
+
+impl Servers for [RedisServer] {
+    fn urls(&self) -> Vec<String> {
+        self.iter().map(RedisServer::url).collect()
+    }
+}
+
+impl Servers for Vec<RedisServer> {
+    fn urls(&self) -> Vec<String> {
+        self.as_slice().urls()
+    }
+}
+
+impl<const N: usize> Servers for [RedisServer; N] {
+    fn urls(&self) -> Vec<String> {
+        self.as_slice().urls()
+    }
+}
+
+/// `rlock -r URL...` on `servers` (one, or a Redlock set), with no inherited `RLOCK_*`.
+pub fn on(servers: &(impl Servers + ?Sized)) -> Rlock {
+    rlock().on(servers)
 }
 
 /// `s` as shown in messages: verbatim, or Rust-quoted if empty or containing odd characters.
@@ -447,6 +545,14 @@ fn shown(s: &OsStr) -> String {
 }
 
 impl Rlock {
+    /// Appends `-r URL` for each of `servers`: after a subcommand, `rlock().arg("acquire").on(..)`.
+    pub fn on(self, servers: &(impl Servers + ?Sized)) -> Self {
+        servers
+            .urls()
+            .into_iter()
+            .fold(self, |cmd, url| cmd.arg("-r").arg(url))
+    }
+
     /// Appends arguments.
     pub fn args<I, S>(mut self, args: I) -> Self
     where
@@ -555,16 +661,9 @@ impl RunningRlock {
 
     /// Waits up to `timeout` for the process to exit; `None` if it is still running.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<RunOutput> {
-        let deadline = Instant::now() + timeout;
-        while self.exit.is_none() {
-            let status = self.child.try_wait().expect("try_wait on rlock");
-            if let Some(status) = status {
-                self.exit = Some((status, self.started.elapsed()));
-            } else if Instant::now() >= deadline {
-                return None;
-            } else {
-                thread::sleep(POLL);
-            }
+        if self.exit.is_none() {
+            let status = wait_timeout(&mut self.child, timeout)?;
+            self.exit = Some((status, self.started.elapsed()));
         }
         let (status, elapsed) = self.exit.expect("exit recorded above");
         Some(RunOutput {

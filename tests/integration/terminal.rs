@@ -3,9 +3,11 @@
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::{RedisServer, proc_state, temp_dir, wait_for, wait_for_file};
+use crate::support::{
+    RedisServer, proc_state, temp_dir, wait_for, wait_for_file, wait_or_kill, without_rlock_env,
+};
 
 /// Runs `rlock ARGS` inside a pty; returns the `script` process with its stdin (the keyboard).
 fn in_terminal(redis: &RedisServer, args: &str) -> Child {
@@ -20,25 +22,14 @@ fn in_pty(line: &str) -> Child {
         .args(["-qec", line, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    for (key, _) in std::env::vars_os() {
-        if key.as_encoded_bytes().starts_with(b"RLOCK_") {
-            command.env_remove(key);
-        }
-    }
-    command.spawn().expect("script(1) from util-linux runs")
+    without_rlock_env(&mut command)
+        .spawn()
+        .expect("script(1) from util-linux runs")
 }
 
 /// Waits for `child` with a deadline; returns its exit code and output.
 fn finish(mut child: Child) -> (Option<i32>, String) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the terminal session did not end");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_or_kill(&mut child, Duration::from_secs(10), "the terminal session");
     let out = child.wait_with_output().expect("output");
     (
         out.status.code(),
