@@ -1,7 +1,7 @@
 //! What rlock's main thread waits for: one enum for every source, so that one
 //! [`Inbox`](crate::inbox::Inbox) serves both waiting for a lock and supervising the command.
 //!
-//! Sources: the signal thread (`Signal`, `ChildChanged`), the keeper (`Deadline`, `Stop`), and
+//! Sources: the signal thread (`Signal`, `ChildChanged`), the keeper (`Deadline`, `LeaseLost`), and
 //! the release watchers (`Released`). Each consumer ignores what is not its business.
 
 use crate::clock::Stamp;
@@ -16,8 +16,9 @@ pub enum Event {
     ChildChanged,
     /// The command must be dead by this time; it replaces the previous deadline.
     Deadline(Stamp),
-    /// Stop the command now (stop signal, then `SIGKILL` after the grace), for this reason.
-    Stop(String),
+    /// The lease is lost: stop the command now (stop signal, then `SIGKILL` after the grace).
+    /// The text says why.
+    LeaseLost(String),
     /// A node announced that the lock was released: a waiter should try again now.
     Released,
 }

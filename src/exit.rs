@@ -18,8 +18,8 @@ pub const USAGE: u8 = 2;
 pub const UNAVAILABLE: u8 = 69;
 /// The lock is held by someone else (not acquired within `--wait`); `-E` changes it.
 pub const BUSY: u8 = 75;
-/// The lease could not be kept, or the command ran past `--max-time`: it was stopped.
-pub const LEASE_LOST: u8 = 124;
+/// rlock stopped the command: its lease could not be kept, or it ran past `--max-time`.
+pub const STOPPED: u8 = 124;
 /// Any other failure of rlock itself.
 pub const FAILURE: u8 = 125;
 /// The command was found but could not be executed.
@@ -139,7 +139,7 @@ mod tests {
             USAGE,
             UNAVAILABLE,
             BUSY,
-            LEASE_LOST,
+            STOPPED,
             FAILURE,
             NOT_EXECUTABLE,
             NOT_FOUND,

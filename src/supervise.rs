@@ -87,8 +87,8 @@ pub enum Stopped {
     Deadline,
     /// It ran past its time limit.
     TimeLimit,
-    /// A [`Event::Stop`] asked for it, for this reason.
-    Requested(String),
+    /// The lease was lost ([`Event::LeaseLost`]), for this reason.
+    LeaseLost(String),
 }
 
 /// What [`supervise`] returns.

@@ -58,7 +58,7 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
     let keeper = Keeper::start(lock, &grant, move |event| {
         events.send(match event {
             LeaseEvent::Extended(deadline) => Event::Deadline(deadline),
-            LeaseEvent::Lost(why) => Event::Stop(why),
+            LeaseEvent::Lost(why) => Event::LeaseLost(why),
         });
     })
     .context("starting the lease keeper")?;
@@ -111,7 +111,7 @@ fn conclude(
             let limit = humantime::format_duration(settings.max_time.unwrap_or_default());
             log::info!("the command ran past --max-time {limit}; stopped it");
             return Err(exit::error(
-                exit::LEASE_LOST,
+                exit::STOPPED,
                 format!(
                     "the command ran longer than --max-time {limit}; it was stopped (lock '{key}')"
                 ),
@@ -123,7 +123,7 @@ fn conclude(
             settings.lock.ttl,
             lock.last_failure(),
         ),
-        Some(Stopped::Requested(why)) => lost_why(
+        Some(Stopped::LeaseLost(why)) => lost_why(
             Some(why),
             outcome.last_wake,
             settings.lock.ttl,
@@ -133,7 +133,7 @@ fn conclude(
     release(lock, token);
     log::info!("lost: {why}; stopped the command");
     Err(exit::error(
-        exit::LEASE_LOST,
+        exit::STOPPED,
         format!("lost lock '{key}': {why}; the command was stopped"),
     ))
 }

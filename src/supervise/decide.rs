@@ -187,8 +187,8 @@ impl Machine {
                 self.deadline = d;
                 vec![Action::TellGuard(d)]
             }
-            Some(Event::Stop(why)) => {
-                self.stopped.get_or_insert(Stopped::Requested(why));
+            Some(Event::LeaseLost(why)) => {
+                self.stopped.get_or_insert(Stopped::LeaseLost(why));
                 if self.phase == Phase::Running {
                     self.phase = Phase::Stopping { since: at };
                     vec![Action::Signal(self.policy.signal.into())]
@@ -572,7 +572,7 @@ mod tests {
     fn a_stop_request_sends_the_stop_signal_once_and_names_the_reason() {
         let mut m = machine(None);
         m.look(at(0), None, false);
-        let stop = |why: &str| Some(Event::Stop(why.to_owned()));
+        let stop = |why: &str| Some(Event::LeaseLost(why.to_owned()));
         assert_eq!(m.hear(at(100), stop("the lock is gone")), vec![term()]);
         assert_eq!(m.look(at(100), None, false), (vec![], wait(1100)));
         // A second request adds nothing: neither a signal nor a reason.
@@ -583,7 +583,7 @@ mod tests {
         );
         assert_eq!(
             m.stopped,
-            Some(Stopped::Requested("the lock is gone".to_owned()))
+            Some(Stopped::LeaseLost("the lock is gone".to_owned()))
         );
     }
 
@@ -592,13 +592,16 @@ mod tests {
         let mut m = machine(None);
         let exited = Some(Status::Exited(0));
         m.look(at(0), exited, true);
-        assert_eq!(m.hear(at(5), Some(Event::Stop("lost".to_owned()))), vec![]);
+        assert_eq!(
+            m.hear(at(5), Some(Event::LeaseLost("lost".to_owned()))),
+            vec![]
+        );
         let (actions, next) = m.look(at(5), exited, false);
         assert_eq!(actions, vec![]);
         let Next::Done(outcome) = next else {
             panic!("{next:?}")
         };
-        assert_eq!(outcome.stopped, Some(Stopped::Requested("lost".to_owned())));
+        assert_eq!(outcome.stopped, Some(Stopped::LeaseLost("lost".to_owned())));
     }
 
     #[test]
@@ -622,11 +625,11 @@ mod tests {
         let mut m = machine(Some(500));
         m.look(at(0), None, false);
         assert_eq!(
-            m.hear(at(100), Some(Event::Stop("lost".to_owned()))),
+            m.hear(at(100), Some(Event::LeaseLost("lost".to_owned()))),
             vec![term()]
         );
         assert_eq!(m.look(at(500), None, false), (vec![], wait(1100)));
-        assert_eq!(m.stopped, Some(Stopped::Requested("lost".to_owned())));
+        assert_eq!(m.stopped, Some(Stopped::LeaseLost("lost".to_owned())));
     }
 
     #[test]
