@@ -4,13 +4,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use crate::support::{RedisServer, Rlock, catches, rlock, wait_for};
+use crate::support::{RedisServer, catches, on, wait_for};
 
 const SOON: Duration = Duration::from_secs(5);
-
-fn on(redis: &RedisServer) -> Rlock {
-    rlock().arg("-r").arg(redis.url())
-}
 
 #[test]
 fn min_hold_keeps_the_lock_after_a_quick_command_so_a_late_host_skips() {

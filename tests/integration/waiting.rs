@@ -7,16 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{RedisServer, Rlock, rlock, temp_dir, wait_for, wait_for_file};
+use crate::support::{RedisServer, Rlock, on, rlock, temp_dir, wait_for, wait_for_file};
 
 const SOON: Duration = Duration::from_secs(5);
-
-/// `rlock [SUBCOMMAND] -r URL...` against `servers`.
-fn on(servers: &[RedisServer], subcommand: &[&str]) -> Rlock {
-    servers
-        .iter()
-        .fold(rlock().args(subcommand), |r, s| r.arg("-r").arg(s.url()))
-}
 
 /// How many clients listen on the release channel of lock `key` on `redis`.
 pub(crate) fn listeners(redis: &RedisServer, key: &str) -> i64 {
@@ -30,7 +23,9 @@ pub(crate) fn listeners(redis: &RedisServer, key: &str) -> i64 {
 }
 
 fn acquire_by_hand(servers: &[RedisServer], key: &str, ttl: &str) -> String {
-    let out = on(servers, &["acquire"])
+    let out = rlock()
+        .arg("acquire")
+        .on(servers)
         .args(["-k", key, "-t", ttl])
         .output();
     out.assert_success();
@@ -39,7 +34,7 @@ fn acquire_by_hand(servers: &[RedisServer], key: &str, ttl: &str) -> String {
 
 /// `rlock -k job -w 20s` whose command writes its start time (µs since the epoch) to `file`.
 fn waiter(servers: &[RedisServer], file: &Path) -> Rlock {
-    on(servers, &[]).args([
+    on(servers).args([
         "-k",
         "job",
         "-w",
@@ -79,7 +74,9 @@ fn a_waiter_starts_as_soon_as_the_holder_releases() {
             listeners(&redis[0], "job") == 1
         });
         let released = now_us();
-        on(&redis, &["release"])
+        rlock()
+            .arg("release")
+            .on(&redis)
             .args(["-k", "job", "--token", &token])
             .output()
             .assert_success();
@@ -122,7 +119,7 @@ fn a_signal_ends_a_wait_promptly_and_leaves_nothing_behind() {
     let redis = [RedisServer::start()];
     let token = acquire_by_hand(&redis, "job", "30s");
     for (signal, status) in [(Signal::SIGINT, 130), (Signal::SIGTERM, 143)] {
-        let mut waiter = on(&redis, &[])
+        let mut waiter = on(&redis)
             .args(["-k", "job", "-w", "forever", "--", "echo", "ran"])
             .spawn();
         wait_for("the waiter to listen", SOON, || {
