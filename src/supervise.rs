@@ -304,7 +304,7 @@ pub fn supervise(
     deadline: Stamp,
     time_limit: Option<Stamp>,
 ) -> Outcome {
-    let mut machine = Machine::new(policy, deadline, time_limit);
+    let mut machine = Machine::new(policy, deadline, time_limit, clock::now());
     child.tell_guard(deadline);
     loop {
         if child.reap() {

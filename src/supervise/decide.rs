@@ -96,15 +96,25 @@ pub struct Machine {
     /// The wake-up last asked of the caller.
     asked: Option<Stamp>,
     /// When the supervisor was due to run again after its last wait: the time it asked for, or an
-    /// event's arrival if that came first. Only until it decides to stop the command.
+    /// event's arrival if that came first; for the first look, the start of the supervision. Only
+    /// until it decides to stop the command.
     due: Option<Stamp>,
     /// The last wake-up recorded from `due`.
     last_wake: Option<Wake>,
 }
 
 impl Machine {
-    /// A command just started that must be dead by `deadline`, and is stopped at `time_limit`.
-    pub fn new(policy: StopPolicy, deadline: Stamp, time_limit: Option<Stamp>) -> Machine {
+    /// A command just started that must be dead by `deadline`, and is stopped at `time_limit`;
+    /// its supervision starts at `now`, when the first look is due.
+    ///
+    /// That first look is a wake-up like the others: the command may already be stopped then
+    /// (Ctrl-Z typed as it started), and rlock stops with it before the look.
+    pub fn new(
+        policy: StopPolicy,
+        deadline: Stamp,
+        time_limit: Option<Stamp>,
+        now: Stamp,
+    ) -> Machine {
         Machine {
             policy,
             phase: Phase::Running,
@@ -112,7 +122,7 @@ impl Machine {
             time_limit,
             stopped: None,
             asked: None,
-            due: None,
+            due: Some(now),
             last_wake: None,
         }
     }
@@ -297,7 +307,7 @@ mod tests {
             signal: Signal::SIGTERM,
             grace: GRACE,
         };
-        Machine::new(policy, at(10_000), time_limit.map(at))
+        Machine::new(policy, at(10_000), time_limit.map(at), at(0))
     }
 
     fn wait(ms: u64) -> Next {
@@ -502,6 +512,30 @@ mod tests {
         assert_eq!(wake.due, at(9000));
         assert_eq!(wake.woke, at(12_000));
         assert!(wake.spans_deadline());
+    }
+
+    #[test]
+    fn a_stop_before_the_first_look_is_a_late_first_wake() {
+        // Ctrl-Z typed as the command started: the first reap finds it stopped, and rlock stops
+        // with it before its first look, resumed (`fg`) only past the deadline. No wait came
+        // before, so the start of the supervision is when that look was due.
+        let mut m = machine(None);
+        let killed = Some(Status::Signaled(Signal::SIGKILL.into()));
+        let (actions, next) = m.look(at(12_000), killed, false);
+        assert_eq!(actions, vec![Action::ReclaimTerminal]);
+        let Next::Done(outcome) = next else {
+            panic!("{next:?}")
+        };
+        assert_eq!(outcome.stopped, Some(Stopped::Deadline));
+        assert_eq!(
+            outcome.last_wake,
+            Some(Wake {
+                due: at(0),
+                woke: at(12_000),
+                deadline: at(10_000)
+            })
+        );
+        assert!(outcome.last_wake.unwrap().spans_deadline());
     }
 
     #[test]
