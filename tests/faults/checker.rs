@@ -27,6 +27,21 @@
 //! 6. Blocked stderr costs nothing: every rlock run with `-v` and a full stderr pipe that was not
 //!    killed exits as runs do (the command's status, or one of rlock's outcomes, never a signal)
 //!    and within the time its wait, its critical section and its lease allow.
+//! 7. Never more than N inside (`--limit`): at no moment were more than [`LIMIT`] commands of the
+//!    limited lock alive, nor two of one slot; and "an exclusive holder is alone" (`--shared`): no
+//!    exclusive command of the shared lock was alive at the same moment as any other of its
+//!    commands. A command is inside from the start its critical section recorded to the last time
+//!    it was seen alive (its last step, or its client's last 5 ms poll that found its pid): both
+//!    are moments it certainly lived, so two such spans that cross prove two commands inside at
+//!    once, never more. A run counts only within rlock's assumptions (as in 3: not paused, an
+//!    honest clock, no node lost the lock early from its spawn to its command's end); the others
+//!    are counted apart. Alongside: the command saw the `RLOCK_MODE`, `RLOCK_SLOT` (below the
+//!    limit) and `RLOCK_LIMIT` the contract gives it.
+//!
+//! Fences in the lock modes: conflicting holders (two exclusive ones, an exclusive and a shared
+//! one, two of one slot) never share a fence; the real-time order of grants holds across the
+//! whole key, every mode and slot; and each fenced resource (per slot for `--limit`) accepts
+//! writes with strictly rising fences.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -34,7 +49,7 @@ use std::time::Duration;
 use crate::clock::{self, Nanos};
 use crate::monitor::Samples;
 use crate::nemesis::{Kill, NodeEvent};
-use crate::workload::{Acquisition, ClientClock, Phase, Resource};
+use crate::workload::{Acquisition, ClientClock, Grant, LIMIT, Mode, Phase, Resource};
 
 /// Lost updates of one resource in one phase.
 #[derive(Debug, Default, Clone)]
@@ -89,6 +104,29 @@ pub struct Blocked {
     pub control_failures: usize,
 }
 
+/// Holders inside one lock of a lock mode at once, in one phase (checker 7).
+#[derive(Debug, Default, Clone)]
+pub struct Inside {
+    /// Commands granted; for the shared lock, the exclusive ones among them.
+    pub granted: usize,
+    pub exclusive: usize,
+    /// Runs that gave up waiting (75), and of them exclusive ones.
+    pub busy: usize,
+    pub busy_exclusive: usize,
+    /// The longest an exclusive run of the shared lock waited for its grant, in ms.
+    pub longest_exclusive_wait_ms: Option<f64>,
+    /// The most commands alive at once: all of them, and those within rlock's assumptions. For
+    /// the shared lock, the most shared holders alone.
+    pub most: usize,
+    pub most_within: usize,
+    /// Pairs that must not overlap (one slot; an exclusive holder and another) and did:
+    /// within rlock's assumptions, and with a run outside them.
+    pub conflicts_within: usize,
+    pub conflicts_outside: usize,
+    /// Runs whose command was refused as stale by the resource.
+    pub stale: usize,
+}
+
 /// Everything the checkers found.
 #[derive(Debug, Default)]
 pub struct Findings {
@@ -103,6 +141,11 @@ pub struct Findings {
     pub stops: Vec<Stop>,
     pub kills: Vec<KillCheck>,
     pub blocked: Blocked,
+    /// Checker 7, per lock mode workload and phase.
+    pub inside: BTreeMap<(Phase, Resource), Inside>,
+    /// Checker 7's violations, one line each: more than N inside, two holders of one slot, an
+    /// exclusive holder not alone (all within rlock's assumptions), or a wrong `RLOCK_*`.
+    pub mode_violations: Vec<String>,
 }
 
 impl Findings {
@@ -189,7 +232,198 @@ pub fn check(runs: &[Acquisition], inputs: &Inputs<'_>) -> Findings {
         .filter_map(|k| check_kill(k, runs, samples, node_events, inputs.ttl))
         .collect();
     findings.blocked = check_blocked(runs, inputs.ttl, inputs.wait);
+    for phase in [Phase::Calm, Phase::Faults] {
+        for resource in [Resource::Limited, Resource::Shared] {
+            let inside = check_inside(runs, phase, resource, node_events, &mut findings);
+            findings.inside.insert((phase, resource), inside);
+        }
+    }
+    findings.mode_violations.extend(check_env(runs));
     findings
+}
+
+/// Whether runs `a` and `b` of one lock must never be inside at once: two holders of an
+/// exclusive lock, two of one slot of a limited lock, an exclusive holder and any other.
+fn conflicts(a: &Acquisition, b: &Acquisition) -> bool {
+    let slot = |r: &Acquisition| r.grant.as_ref().and_then(Grant::slot);
+    a.resource == b.resource
+        && match a.resource {
+            Resource::Fenced | Resource::Unfenced => true,
+            Resource::Limited => slot(a).is_some() && slot(a) == slot(b),
+            Resource::Shared => a.mode == Mode::Exclusive || b.mode == Mode::Exclusive,
+        }
+}
+
+/// Why run `r` is outside rlock's assumptions (see checker 3), if it is: paused, under
+/// libfaketime, or a node lost the lock early from its spawn until its command was last alive.
+fn outside(r: &Acquisition, events: &[NodeEvent]) -> Option<&'static str> {
+    if r.paused {
+        Some("rlock was paused")
+    } else if r.clock != ClientClock::Honest {
+        Some("rlock ran under libfaketime")
+    } else if lost_early(r.spawned, r.alive_until().max(r.dead_by()), events) {
+        Some("a node lost the lock early")
+    } else {
+        None
+    }
+}
+
+/// The span a granted run's command was certainly inside: from its recorded start to the last
+/// moment it was known alive.
+fn span(r: &Acquisition) -> Option<(Nanos, Nanos)> {
+    let start = r.grant.as_ref()?.start;
+    Some((start, r.alive_until().max(start)))
+}
+
+/// The most spans alive at one moment, and the runs alive at the first such moment.
+fn most_at_once<'a>(runs: impl Iterator<Item = &'a Acquisition>) -> (usize, Vec<u64>) {
+    let mut edges: Vec<(Nanos, i32, u64)> = Vec::new();
+    // A command never seen alive after its start has an empty span: it proves nothing (and its
+    // end would sort before its start).
+    for (start, end, id) in runs
+        .filter_map(|r| Some((span(r)?, r.id)))
+        .map(|((s, e), id)| (s, e, id))
+    {
+        if start < end {
+            edges.push((start, 1, id));
+            edges.push((end, -1, id));
+        }
+    }
+    // Ends before starts at the same instant: touching spans do not overlap.
+    edges.sort_unstable();
+    let (mut alive, mut most, mut at_most) = (Vec::new(), 0, Vec::new());
+    for (_, delta, id) in edges {
+        if delta > 0 {
+            alive.push(id);
+        } else {
+            alive.retain(|&a| a != id);
+        }
+        if alive.len() > most {
+            most = alive.len();
+            at_most.clone_from(&alive);
+        }
+    }
+    (most, at_most)
+}
+
+/// Checker 7 for one lock mode workload in one phase.
+fn check_inside(
+    runs: &[Acquisition],
+    phase: Phase,
+    resource: Resource,
+    events: &[NodeEvent],
+    findings: &mut Findings,
+) -> Inside {
+    let ours: Vec<&Acquisition> = runs
+        .iter()
+        .filter(|r| r.phase == phase && r.resource == resource)
+        .collect();
+    let granted: Vec<&Acquisition> = ours.iter().copied().filter(|r| r.grant.is_some()).collect();
+    let within: Vec<&Acquisition> = granted
+        .iter()
+        .copied()
+        .filter(|r| outside(r, events).is_none())
+        .collect();
+    let exclusive = |r: &&&Acquisition| r.mode == Mode::Exclusive;
+    let mut inside = Inside {
+        granted: granted.len(),
+        exclusive: granted.iter().filter(exclusive).count(),
+        busy: ours.iter().filter(|r| r.code == Some(75)).count(),
+        busy_exclusive: ours
+            .iter()
+            .filter(|r| r.code == Some(75) && r.mode == Mode::Exclusive)
+            .count(),
+        longest_exclusive_wait_ms: granted
+            .iter()
+            .filter(|r| resource == Resource::Shared && exclusive(r))
+            .filter_map(|r| Some(clock::ms_between(r.grant.as_ref()?.start, r.spawned)))
+            .reduce(f64::max),
+        stale: ours
+            .iter()
+            .filter(|r| r.read.is_some_and(|s| !s.accepted) || r.write.is_some_and(|s| !s.accepted))
+            .count(),
+        ..Inside::default()
+    };
+    let violations = &mut findings.mode_violations;
+    if resource == Resource::Limited {
+        inside.most = most_at_once(granted.iter().copied()).0;
+        let (most, ids) = most_at_once(within.iter().copied());
+        inside.most_within = most;
+        if most > LIMIT {
+            violations.push(format!(
+                "limited ({phase}): {most} commands inside at once, more than --limit {LIMIT}, \
+                 within rlock's assumptions: runs {ids:?}"
+            ));
+        }
+    } else {
+        let shared = granted.iter().copied().filter(|r| r.mode == Mode::Shared);
+        inside.most = most_at_once(shared).0;
+        let shared = within.iter().copied().filter(|r| r.mode == Mode::Shared);
+        inside.most_within = most_at_once(shared).0;
+    }
+    // Pairs that must not overlap: two holders of one slot, an exclusive holder and another.
+    for (i, a) in granted.iter().enumerate() {
+        for b in &granted[i + 1..] {
+            let (Some((a0, a1)), Some((b0, b1))) = (span(a), span(b)) else {
+                continue;
+            };
+            if !(conflicts(a, b) && a0 < b1 && b0 < a1) {
+                continue;
+            }
+            match (outside(a, events), outside(b, events)) {
+                (None, None) => {
+                    inside.conflicts_within += 1;
+                    violations.push(format!(
+                        "{} ({phase}): runs {} ({}) and {} ({}) were inside at once for {:.0} \
+                         ms, within rlock's assumptions",
+                        resource.name(),
+                        a.id,
+                        holder(a),
+                        b.id,
+                        holder(b),
+                        clock::ms_between(a1.min(b1), a0.max(b0))
+                    ));
+                }
+                _ => inside.conflicts_outside += 1,
+            }
+        }
+    }
+    inside
+}
+
+/// How a run held its lock, for a violation's line.
+fn holder(r: &Acquisition) -> String {
+    let g = r.grant.as_ref().expect("granted");
+    match r.mode {
+        Mode::Limit => format!("slot {}, fence {}", g.env_slot, g.fence),
+        mode => format!("{}, fence {}", mode.env(), g.fence),
+    }
+}
+
+/// The `RLOCK_*` variables each granted command saw, against the contract: `RLOCK_MODE` always,
+/// `RLOCK_SLOT` below the limit and `RLOCK_LIMIT` with `--limit` only.
+fn check_env(runs: &[Acquisition]) -> Vec<String> {
+    let mut wrong = Vec::new();
+    for r in runs {
+        let Some(g) = &r.grant else { continue };
+        let slot_ok = match r.mode {
+            Mode::Limit => g.slot().is_some_and(|s| s < LIMIT) && g.env_limit == LIMIT.to_string(),
+            Mode::Exclusive | Mode::Shared => g.env_slot == "-" && g.env_limit == "-",
+        };
+        if g.env_mode != r.mode.env() || !slot_ok {
+            wrong.push(format!(
+                "{}: run {} asked for {} and its command saw RLOCK_MODE={} RLOCK_SLOT={} \
+                 RLOCK_LIMIT={} (\"-\": unset)",
+                r.resource.name(),
+                r.id,
+                r.mode.env(),
+                g.env_mode,
+                g.env_slot,
+                g.env_limit
+            ));
+        }
+    }
+    wrong
 }
 
 /// Measures one killed rlock: how fast its group died, and whether before the lease's end.
@@ -285,16 +519,20 @@ fn check_fences(runs: &[Acquisition], resource: Resource, violations: &mut Vec<S
     let fence = |r: &Acquisition| r.grant.as_ref().expect("granted").fence;
     let start = |r: &Acquisition| r.grant.as_ref().expect("granted").start;
 
-    let mut by_fence: HashMap<u64, u64> = HashMap::new();
+    // Holders at once of two slots, or two shared holders, may share a fence (the contract).
+    let mut by_fence: HashMap<u64, Vec<&Acquisition>> = HashMap::new();
     for r in &granted {
-        if let Some(other) = by_fence.insert(fence(r), r.id) {
+        let same = by_fence.entry(fence(r)).or_default();
+        if let Some(other) = same.iter().find(|o| conflicts(o, r)) {
             violations.push(format!(
-                "{}: runs {other} and {} were both granted fence {}",
+                "{}: runs {} and {} were both granted fence {}",
                 resource.name(),
+                other.id,
                 r.id,
                 fence(r)
             ));
         }
+        same.push(r);
     }
 
     // Real-time order of grants: if A's critical section started before B was spawned, A's grant
@@ -326,19 +564,32 @@ fn check_fences(runs: &[Acquisition], resource: Resource, violations: &mut Vec<S
         }
     }
 
-    // The fenced resource's accepted writes, in the order they happened (under its flock).
-    if resource == Resource::Fenced {
-        for phase in [Phase::Calm, Phase::Faults] {
+    // A fenced resource's accepted writes (each slot's, for a limited lock), in the order they
+    // happened (under its flock).
+    if resource != Resource::Unfenced {
+        let slot = |r: &Acquisition| r.grant.as_ref().and_then(Grant::slot);
+        let mut resources: Vec<(Phase, Option<usize>)> = granted
+            .iter()
+            .map(|r| (r.phase, slot(r)))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        resources.sort_unstable();
+        for (phase, at) in resources {
             let mut writes: Vec<&Acquisition> = granted
                 .iter()
                 .copied()
-                .filter(|r| r.phase == phase && r.acked())
+                .filter(|r| r.phase == phase && slot(r) == at && r.acked())
                 .collect();
             writes.sort_by_key(|r| r.write.expect("acked").at);
+            let name = match at {
+                Some(i) => format!("{} slot {i}", resource.name()),
+                None => resource.name().to_owned(),
+            };
             for pair in writes.windows(2) {
                 if fence(pair[0]) >= fence(pair[1]) {
                     violations.push(format!(
-                        "fenced ({phase}): accepted write of run {} (fence {}) came after run {} \
+                        "{name} ({phase}): accepted write of run {} (fence {}) came after run {} \
                          (fence {})",
                         pair[1].id,
                         fence(pair[1]),
@@ -382,24 +633,11 @@ fn caught_by_read(runs: &[Acquisition]) -> usize {
 
 /// The most critical sections of one lock in one phase that were alive at the same moment.
 fn max_overlap(runs: &[Acquisition], phase: Phase, resource: Resource) -> usize {
-    let mut edges: Vec<(Nanos, i32)> = Vec::new();
-    for r in runs
-        .iter()
-        .filter(|r| r.phase == phase && r.resource == resource)
-    {
-        if let Some(g) = &r.grant {
-            edges.push((g.start, 1));
-            edges.push((r.alive_until().max(g.start), -1));
-        }
-    }
-    // Ends before starts at the same instant: touching intervals do not overlap.
-    edges.sort_unstable();
-    let (mut alive, mut most) = (0_i32, 0_i32);
-    for (_, delta) in edges {
-        alive += delta;
-        most = most.max(alive);
-    }
-    usize::try_from(most).expect("a count is not negative")
+    most_at_once(
+        runs.iter()
+            .filter(|r| r.phase == phase && r.resource == resource),
+    )
+    .0
 }
 
 /// Measures one lost-lease stop.
@@ -437,11 +675,12 @@ fn lost_early(from: Nanos, until: Nanos, events: &[NodeEvent]) -> bool {
     })
 }
 
-/// When the critical section of the next grant of `r`'s lock (a higher fence) started.
+/// When the critical section of the next grant of `r`'s lock (a higher fence) that may not
+/// overlap `r` started: of its slot for a limited lock, exclusive if `r` was shared.
 fn next_start(r: &Acquisition, runs: &[Acquisition]) -> Option<Nanos> {
     let fence = r.grant.as_ref()?.fence;
     runs.iter()
-        .filter(|o| o.resource == r.resource)
+        .filter(|o| conflicts(r, o))
         .filter_map(|o| o.grant.as_ref())
         .filter(|g| g.fence > fence)
         .map(|g| g.start)

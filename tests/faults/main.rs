@@ -4,7 +4,8 @@
 //! A run starts N `redis-server` nodes (under a clock shim, without persistence), one
 //! fault-injecting proxy per node, and K client loops per lock that run `rlock` around a
 //! read-modify-write of a set kept in files ([`workload`], `resource.py`): one lock guards a fenced
-//! resource, the other an unfenced one. A first phase runs without faults; then the [`nemesis`]
+//! resource, the other an unfenced one; a third is taken with `--limit 2` (a fenced set per slot),
+//! a fourth by `--shared` readers and exclusive writers. A first phase runs without faults; then the [`nemesis`]
 //! pauses, kills and skews nodes, partitions and delays them, and pauses and skews clients, while
 //! the [`monitor`] watches the lock keys on every node. At the end the [`checker`] decides and the
 //! [`report`] prints one table.
@@ -263,10 +264,11 @@ fn assert_safe(
     strays: &[String],
     runs: &[workload::Acquisition],
 ) {
+    // Every resource but the unfenced one checks fences: the limited one per slot.
     let fenced_lost: usize = findings
         .lost
         .iter()
-        .filter(|((_, r), _)| *r == Resource::Fenced)
+        .filter(|((_, r), _)| *r != Resource::Unfenced)
         .map(|(_, l)| l.lost.len())
         .sum();
     assert_eq!(fenced_lost, 0, "fenced lost updates (seed {seed})");
@@ -283,7 +285,7 @@ fn assert_safe(
         seed,
         calm_unfenced.lost
     );
-    for resource in Resource::ALL {
+    for resource in [Resource::Fenced, Resource::Unfenced] {
         let overlap = findings.overlap[&(Phase::Calm, resource)];
         assert!(
             overlap <= 1,
@@ -291,6 +293,13 @@ fn assert_safe(
             resource.name()
         );
     }
+    assert!(
+        findings.mode_violations.is_empty(),
+        "more than --limit holders inside, or an exclusive holder not alone, within rlock's \
+         assumptions, or a wrong RLOCK_* (seed {}):\n{}",
+        seed,
+        findings.mode_violations.join("\n")
+    );
     assert!(
         findings.late_stops().is_empty(),
         "a command stopped for a lost lease outlived the next holder's start, within rlock's \
@@ -354,7 +363,7 @@ impl Cluster {
         let nodes: Vec<Node> = (0..n).map(|i| Node::start(i, dir, &shim)).collect();
         let ports: Vec<u16> = nodes.iter().map(Node::port).collect();
         let proxies = Arc::new(ports.iter().map(|&p| Proxy::start(p)).collect());
-        let keys = Resource::ALL.iter().map(|r| r.redis_key()).collect();
+        let keys = Resource::ALL.iter().flat_map(|r| r.watches()).collect();
         Cluster {
             monitor: Arc::new(Monitor::start(ports.clone(), keys)),
             nodes: Arc::new(nodes.into_iter().map(Mutex::new).collect()),
@@ -411,6 +420,9 @@ fn details(findings: &checker::Findings, runs: &[workload::Acquisition]) -> Stri
     }
     for v in findings.fence_violations.iter().take(20) {
         let _ = writeln!(out, "fence: {v}");
+    }
+    for v in findings.mode_violations.iter().take(20) {
+        let _ = writeln!(out, "modes: {v}");
     }
     for run in runs.iter().filter(|r| r.harness_killed) {
         let _ = writeln!(

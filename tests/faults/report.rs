@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::checker::Inside;
 use crate::checker::{Findings, KillCheck};
 use crate::nemesis::{Fault, FaultLog};
-use crate::workload::{Acquisition, Phase, Resource};
+use crate::workload::{Acquisition, LIMIT, Phase, Resource};
 
 /// What the table is made of.
 pub struct Report<'a> {
@@ -54,9 +55,12 @@ impl Report<'_> {
             (
                 "setup".to_owned(),
                 format!(
-                    "{} redis-server nodes, {} clients per lock (fenced and unfenced), --ttl {}",
+                    "{} redis-server nodes, {} clients per lock (fenced and unfenced), {} with \
+                     --limit {LIMIT} (limited) and {} --shared or exclusive (shared), --ttl {}",
                     self.nodes,
                     self.clients,
+                    self.clients + 1,
+                    self.clients + 1,
                     humantime::format_duration(self.ttl)
                 ),
             ),
@@ -147,10 +151,74 @@ impl Report<'_> {
         let overlap: Vec<String> = f
             .overlap
             .iter()
+            .filter(|((_, r), _)| matches!(r, Resource::Fenced | Resource::Unfenced))
             .map(|((phase, resource), n)| format!("{} {phase} {n}", resource.name()))
             .collect();
         rows.push(("max observed overlap".to_owned(), overlap.join(", ")));
+        rows.extend(self.mode_rows());
         rows
+    }
+
+    /// Checker 7's rows: the limited lock and the shared one, phase by phase.
+    fn mode_rows(&self) -> Vec<(String, String)> {
+        let f = self.findings;
+        let phases = |text: &dyn Fn(&Inside) -> String, resource: Resource| {
+            [Phase::Calm, Phase::Faults]
+                .iter()
+                .filter_map(|&phase| {
+                    let inside = f.inside.get(&(phase, resource))?;
+                    Some(format!("{phase}: {}", text(inside)))
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let limited = phases(
+            &|i| {
+                format!(
+                    "{} granted, max {} inside at once within rlock's assumptions ({} counting \
+                     runs outside them), two of one slot at once {} ({} outside), stale {}",
+                    i.granted,
+                    i.most_within,
+                    i.most,
+                    i.conflicts_within,
+                    i.conflicts_outside,
+                    i.stale
+                )
+            },
+            Resource::Limited,
+        );
+        let shared = phases(
+            &|i| {
+                format!(
+                    "{} granted ({} exclusive), max {} shared holders at once, exclusive not \
+                     alone {} ({} with a run outside rlock's assumptions), stale {}, gave up \
+                     waiting (75) {} ({} exclusive), longest exclusive wait {}",
+                    i.granted,
+                    i.exclusive,
+                    i.most,
+                    i.conflicts_within,
+                    i.conflicts_outside,
+                    i.stale,
+                    i.busy,
+                    i.busy_exclusive,
+                    ms(i.longest_exclusive_wait_ms)
+                )
+            },
+            Resource::Shared,
+        );
+        vec![
+            (format!("never more than {LIMIT} inside (limited)"), limited),
+            ("an exclusive holder is alone (shared)".to_owned(), shared),
+            (
+                "lock-mode violations".to_owned(),
+                format!(
+                    "{} (within rlock's assumptions: more than {LIMIT} inside, two of one slot, \
+                     an exclusive holder not alone; or a wrong RLOCK_MODE, RLOCK_SLOT, \
+                     RLOCK_LIMIT)",
+                    f.mode_violations.len()
+                ),
+            ),
+        ]
     }
 
     fn stop_row(&self) -> (String, String) {

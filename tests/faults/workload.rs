@@ -12,6 +12,11 @@
 //! `sh -c 'sleep S & sleep S | cat & exec python3 resource.py ...'`, with S longer than the
 //! critical section. So every run leaves descendants behind its leader that rlock must stop (or,
 //! should rlock be killed, its guardian), and the leader is still the process group's leader.
+//!
+//! Besides the two exclusive locks of Jepsen's `lock-set` (fenced and unfenced), two workloads run
+//! the lock modes: `limited`, whose loops (one more than the others) run `rlock --limit 2` around
+//! a fenced read-modify-write of their slot's own set (`RLOCK_SLOT`), and `shared`, whose loops run
+//! a `--shared` reader or, one run in four, an exclusive writer, on one key and one set.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -28,6 +33,7 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 
 use crate::clock::{self, Nanos};
+use crate::monitor::Watch;
 use crate::procs::{self, FullPipe};
 use crate::rng::Rng;
 use crate::support::{process_gone, without_rlock_env};
@@ -35,29 +41,88 @@ use crate::support::{process_gone, without_rlock_env};
 /// How often a client loop looks at its rlock and its command.
 const POLL: Duration = Duration::from_millis(5);
 
-/// The two resources, each behind its own lock key.
+/// The limited workload's `--limit`: at most this many holders inside at once.
+pub const LIMIT: usize = 2;
+
+/// The resources, each behind its own lock key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resource {
     /// Checks `RLOCK_FENCE` on every read and write.
     Fenced,
     /// Trusts the lease alone.
     Unfenced,
+    /// `--limit` [`LIMIT`]: one fenced set per slot.
+    Limited,
+    /// `--shared` readers and exclusive writers of one fenced set.
+    Shared,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 2] = [Resource::Fenced, Resource::Unfenced];
+    pub const ALL: [Resource; 4] = [
+        Resource::Fenced,
+        Resource::Unfenced,
+        Resource::Limited,
+        Resource::Shared,
+    ];
 
     /// The name: the lock key, `resource.py`'s mode and the resource directory.
     pub fn name(self) -> &'static str {
         match self {
             Resource::Fenced => "fenced",
             Resource::Unfenced => "unfenced",
+            Resource::Limited => "limited",
+            Resource::Shared => "shared",
         }
     }
 
-    /// The Redis key of the lock.
+    /// The Redis key of the lock (of its exclusive holder).
     pub fn redis_key(self) -> String {
         format!("rlock:{{{}}}", self.name())
+    }
+
+    /// The keys that hold this lock's holders' tokens, for the monitor.
+    pub fn watches(self) -> Vec<Watch> {
+        match self {
+            Resource::Fenced | Resource::Unfenced => vec![Watch::Token(self.redis_key())],
+            Resource::Limited => (0..LIMIT)
+                .map(|i| Watch::Token(format!("{}:slot:{i}", self.redis_key())))
+                .collect(),
+            Resource::Shared => vec![
+                Watch::Token(self.redis_key()),
+                Watch::Readers(format!("{}:readers", self.redis_key())),
+            ],
+        }
+    }
+
+    /// Client loops on this lock, given the loops per exclusive lock: one more for the lock modes,
+    /// so that a limit of 2 is contended and shared holders meet.
+    fn loops(self, per_lock: usize) -> usize {
+        match self {
+            Resource::Fenced | Resource::Unfenced => per_lock,
+            Resource::Limited | Resource::Shared => per_lock + 1,
+        }
+    }
+}
+
+/// How a run asks for its lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// No flag: an exclusive holder.
+    Exclusive,
+    /// `--shared`.
+    Shared,
+    /// `--limit` [`LIMIT`].
+    Limit,
+}
+
+impl Mode {
+    /// `RLOCK_MODE` as rlock should set it.
+    pub fn env(self) -> &'static str {
+        match self {
+            Mode::Exclusive => "exclusive",
+            Mode::Shared => "shared",
+            Mode::Limit => "limit",
+        }
     }
 }
 
@@ -118,6 +183,17 @@ pub struct Grant {
     pub pid: i32,
     /// When the critical section started.
     pub start: Nanos,
+    /// `RLOCK_MODE`, `RLOCK_SLOT` and `RLOCK_LIMIT` as the command found them (`-`: unset).
+    pub env_mode: String,
+    pub env_slot: String,
+    pub env_limit: String,
+}
+
+impl Grant {
+    /// The slot the command was given, if `RLOCK_SLOT` was a number.
+    pub fn slot(&self) -> Option<usize> {
+        self.env_slot.parse().ok()
+    }
 }
 
 /// One rlock run, as the checkers see it.
@@ -125,6 +201,8 @@ pub struct Grant {
 pub struct Acquisition {
     pub id: u64,
     pub resource: Resource,
+    /// How it asked for the lock.
+    pub mode: Mode,
     pub phase: Phase,
     /// The element this run adds to the set (its id).
     pub element: u64,
@@ -212,8 +290,8 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Clients {
-    /// Runs `per_resource` client loops on each resource for `duration`, then lets every loop
-    /// finish its current run, and returns all runs.
+    /// Runs `per_resource` client loops on each exclusive lock (one more on the lock modes') for
+    /// `duration`, then lets every loop finish its current run, and returns all runs.
     pub fn run_phase(
         self: &Arc<Self>,
         settings: &Arc<Settings>,
@@ -230,7 +308,7 @@ impl Clients {
         self.stop.store(false, Ordering::SeqCst);
         let mut loops = Vec::new();
         for resource in Resource::ALL {
-            for _ in 0..per_resource {
+            for _ in 0..resource.loops(per_resource) {
                 let (clients, settings) = (Arc::clone(self), Arc::clone(settings));
                 let rng = Rng::new(rng.next_u64(), 0);
                 loops.push(
@@ -264,7 +342,13 @@ impl Clients {
         let mut done = Vec::new();
         while !self.stop.load(Ordering::SeqCst) {
             let sleep = critical_sleep(&mut rng, settings.ttl);
-            done.push(self.run_once(settings, phase, resource, sleep));
+            let mode = match resource {
+                Resource::Fenced | Resource::Unfenced => Mode::Exclusive,
+                Resource::Limited => Mode::Limit,
+                Resource::Shared if rng.percent(25) => Mode::Exclusive,
+                Resource::Shared => Mode::Shared,
+            };
+            done.push(self.run_once(settings, phase, resource, mode, sleep));
         }
         done
     }
@@ -275,6 +359,7 @@ impl Clients {
         settings: &Settings,
         phase: Phase,
         resource: Resource,
+        mode: Mode,
         sleep: Duration,
     ) -> Acquisition {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
@@ -290,7 +375,7 @@ impl Clients {
             .stderr_blocked
             .load(Ordering::SeqCst)
             .then(FullPipe::new);
-        let mut cmd = rlock_command(settings, resource, clock, blocked.is_some());
+        let mut cmd = rlock_command(settings, resource, mode, clock, blocked.is_some());
         // The shape of a cron job (see the module's doc): descendants that outlive the leader.
         let descendants = format!("{:.3}", (sleep + settings.ttl * 2).as_secs_f64());
         let stderr = fs::File::create(&err).expect("create a stderr file");
@@ -306,7 +391,12 @@ impl Clients {
             .arg(python())
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/faults/resource.py"))
             .arg(resource_dir(settings, phase, resource))
-            .arg(resource.name())
+            .arg(match (resource, mode) {
+                (Resource::Limited, _) => "slot",
+                (Resource::Shared, Mode::Shared) => "reader",
+                (Resource::Shared, _) => "writer",
+                _ => resource.name(),
+            })
             .arg(id.to_string())
             .arg(sleep.as_millis().to_string())
             .arg(&record);
@@ -355,6 +445,7 @@ impl Clients {
         Acquisition {
             id,
             resource,
+            mode,
             phase,
             element: id,
             spawned,
@@ -447,11 +538,13 @@ struct Watched {
 /// critical section the group's leader, with the pid it records.
 const SHAPE: &str = r#"sleep "$1" & sleep "$1" | cat & shift; exec "$@""#;
 
-/// `rlock -r URL... -k KEY --ttl T --wait W [-v] --`, in its own process group, with no inherited
-/// `RLOCK_*` variables, under libfaketime if `clock` says so; the caller appends the command.
+/// `rlock -r URL... -k KEY [--limit N | --shared] --ttl T --wait W [-v] --`, in its own process
+/// group, with no inherited `RLOCK_*` variables, under libfaketime if `clock` says so; the caller
+/// appends the command.
 fn rlock_command(
     settings: &Settings,
     resource: Resource,
+    mode: Mode,
     clock: ClientClock,
     verbose: bool,
 ) -> Command {
@@ -460,8 +553,17 @@ fn rlock_command(
     for url in &settings.urls {
         cmd.arg("-r").arg(url);
     }
-    cmd.args(["-k", resource.name()])
-        .arg("--ttl")
+    cmd.args(["-k", resource.name()]);
+    match mode {
+        Mode::Exclusive => {}
+        Mode::Shared => {
+            cmd.arg("--shared");
+        }
+        Mode::Limit => {
+            cmd.arg("--limit").arg(LIMIT.to_string());
+        }
+    }
+    cmd.arg("--ttl")
         .arg(humantime::format_duration(settings.ttl).to_string())
         .arg("--wait")
         .arg(humantime::format_duration(settings.wait).to_string())
@@ -549,12 +651,26 @@ pub fn resource_dir(settings: &Settings, phase: Phase, resource: Resource) -> Pa
     settings.dir.join(format!("{phase}-{}", resource.name()))
 }
 
-/// The elements in a resource's final set.
+/// The elements in a resource's final set (the union of the slots' sets for a limited lock).
 pub fn final_set(dir: &Path) -> Vec<u64> {
-    fs::read_to_string(dir.join("set"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.parse().expect("the set holds integers"))
+    let slots = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("slot-"))
+        });
+    std::iter::once(dir.to_owned())
+        .chain(slots)
+        .flat_map(|d| {
+            fs::read_to_string(d.join("set"))
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.parse().expect("the set holds integers"))
+                .collect::<Vec<u64>>()
+        })
         .collect()
 }
 
@@ -585,13 +701,16 @@ fn read_record(path: &Path) -> (Option<Grant>, Option<Step>, Option<Step>, Optio
         let fields: Vec<&str> = line.split(' ').collect();
         let num = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
         match fields[0] {
-            "start" if fields.len() == 5 => {
+            "start" if fields.len() == 8 => {
                 if let (Some(pid), Some(fence), Some(start)) = (num(1), num(2), num(4)) {
                     grant = Some(Grant {
                         fence,
                         token: fields[3].to_owned(),
                         pid: i32::try_from(pid).expect("a pid fits in i32"),
                         start,
+                        env_mode: fields[5].to_owned(),
+                        env_slot: fields[6].to_owned(),
+                        env_limit: fields[7].to_owned(),
                     });
                     last = Some(start);
                 }
