@@ -451,6 +451,18 @@ fn details(findings: &checker::Findings, runs: &[workload::Acquisition]) -> Stri
     for f in &findings.blocked.failures {
         let _ = writeln!(out, "blocked stderr: {f}");
     }
+    for run in runs.iter().filter(|r| r.lease_lost() && r.grant.is_none()) {
+        let _ = writeln!(
+            out,
+            "run {} ({}) lost its lease before its command recorded a start; rlock said: {}",
+            run.id,
+            run.resource.name(),
+            run.stderr.trim().replace('\n', " / ")
+        );
+    }
+    for f in &findings.blocked.control {
+        let _ = writeln!(out, "normal stderr, same rules: {f}");
+    }
     for s in &findings.stops {
         if s.margin_ms.is_none_or(|m| m <= 0.0) || s.before_next_ms.is_some_and(|m| m <= 0.0) {
             let run = runs.iter().find(|r| r.id == s.id).expect("a stop is a run");
