@@ -733,3 +733,132 @@ fn lease_end(token: &str, samples: &Samples, events: &[NodeEvent]) -> Option<Nan
     ends.sort_unstable_by(|a, b| b.cmp(a));
     ends.get(majority - 1).copied()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Findings, check_inside};
+    use crate::nemesis::NodeEvent;
+    use crate::workload::{Acquisition, ClientClock, Grant, Mode, Phase, Resource};
+
+    const MS: u64 = 1_000_000;
+
+    /// A granted run whose command was inside from `from` to `to` ms.
+    fn inside(
+        id: u64,
+        resource: Resource,
+        mode: Mode,
+        slot: &str,
+        from: u64,
+        to: u64,
+    ) -> Acquisition {
+        Acquisition {
+            id,
+            resource,
+            mode,
+            phase: Phase::Faults,
+            element: id,
+            spawned: from * MS - MS,
+            exited: to * MS + MS,
+            code: Some(0),
+            harness_killed: false,
+            stderr: String::new(),
+            grant: Some(Grant {
+                fence: id,
+                token: format!("t{id}"),
+                pid: 1,
+                start: from * MS,
+                env_mode: mode.env().to_owned(),
+                env_slot: slot.to_owned(),
+                env_limit: if mode == Mode::Limit { "2" } else { "-" }.to_owned(),
+            }),
+            read: None,
+            write: None,
+            last_step: None,
+            last_alive: to * MS,
+            death: Some(to * MS + MS),
+            clock: ClientClock::Honest,
+            paused: false,
+            sleep: Duration::ZERO,
+            stderr_blocked: false,
+            killed: None,
+        }
+    }
+
+    fn check(runs: &[Acquisition], resource: Resource, events: &[NodeEvent]) -> Findings {
+        let mut findings = Findings::default();
+        let inside = check_inside(runs, Phase::Faults, resource, events, &mut findings);
+        findings.inside.insert((Phase::Faults, resource), inside);
+        findings
+    }
+
+    #[test]
+    fn three_limited_commands_inside_at_once_break_a_limit_of_two_but_touching_ones_do_not() {
+        let limited =
+            |id, slot, from, to| inside(id, Resource::Limited, Mode::Limit, slot, from, to);
+        let touching = [
+            limited(1, "0", 100, 200),
+            limited(2, "1", 150, 300),
+            limited(3, "0", 200, 300),
+        ];
+        let f = check(&touching, Resource::Limited, &[]);
+        assert!(f.mode_violations.is_empty(), "{:?}", f.mode_violations);
+        assert_eq!(f.inside[&(Phase::Faults, Resource::Limited)].most_within, 2);
+
+        let crossing = [
+            limited(1, "0", 100, 201),
+            limited(2, "1", 150, 300),
+            limited(3, "0", 200, 300),
+        ];
+        let f = check(&crossing, Resource::Limited, &[]);
+        assert_eq!(f.mode_violations.len(), 2, "{:?}", f.mode_violations); // three, and slot 0 twice
+    }
+
+    #[test]
+    fn an_overlap_with_a_paused_rlock_or_across_a_crash_is_counted_apart() {
+        let limited =
+            |id, slot, from, to| inside(id, Resource::Limited, Mode::Limit, slot, from, to);
+        let mut runs = [
+            limited(1, "0", 100, 400),
+            limited(2, "1", 150, 300),
+            limited(3, "0", 200, 300),
+        ];
+        runs[0].paused = true;
+        let f = check(&runs, Resource::Limited, &[]);
+        assert!(f.mode_violations.is_empty(), "{:?}", f.mode_violations);
+        let counts = &f.inside[&(Phase::Faults, Resource::Limited)];
+        assert_eq!(
+            (counts.most, counts.most_within, counts.conflicts_outside),
+            (3, 2, 1)
+        );
+
+        runs[0].paused = false;
+        let crash = [NodeEvent::Crash {
+            node: 0,
+            at: 120 * MS,
+        }];
+        let f = check(&runs, Resource::Limited, &crash);
+        assert!(f.mode_violations.is_empty(), "{:?}", f.mode_violations);
+    }
+
+    #[test]
+    fn shared_holders_may_overlap_but_an_exclusive_one_must_be_alone() {
+        let shared = |id, mode, from, to| inside(id, Resource::Shared, mode, "-", from, to);
+        let readers = [
+            shared(1, Mode::Shared, 100, 300),
+            shared(2, Mode::Shared, 150, 250),
+            shared(3, Mode::Exclusive, 300, 400),
+        ];
+        let f = check(&readers, Resource::Shared, &[]);
+        assert!(f.mode_violations.is_empty(), "{:?}", f.mode_violations);
+        assert_eq!(f.inside[&(Phase::Faults, Resource::Shared)].most, 2);
+
+        let late_writer = [
+            shared(1, Mode::Shared, 100, 300),
+            shared(3, Mode::Exclusive, 299, 400),
+        ];
+        let f = check(&late_writer, Resource::Shared, &[]);
+        assert_eq!(f.mode_violations.len(), 1, "{:?}", f.mode_violations);
+    }
+}
