@@ -15,6 +15,7 @@ mod generated;
 mod install;
 mod messages;
 mod misbehaving;
+mod modes;
 mod redlock;
 mod run;
 mod servers;
