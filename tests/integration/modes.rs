@@ -255,6 +255,55 @@ fn a_crashed_holders_slot_is_taken_over_after_its_ttl_while_the_other_holder_kee
     survivor.wait().assert_success();
 }
 
+#[test]
+fn a_crashed_shared_holder_expires_on_its_own_while_another_keeps_extending() {
+    let redis = [RedisServer::start()];
+    let dir = temp_dir();
+    let d = dir.path().display();
+    fs::write(dir.path().join("hold"), "").expect("write the hold file");
+    let reader = |name: &str| {
+        on(&redis)
+            .args(["--shared", "-t", "1s", "-k", DATASET, "-c"])
+            .arg(format!(
+                "echo $RLOCK_TOKEN > {d}/{name}; while [ -e {d}/hold ]; do sleep 0.05; done"
+            ))
+            .spawn()
+    };
+    let mut crashed = reader("crashed");
+    let mut survivor = reader("survivor");
+    wait_for_file(dir.path().join("crashed"), SOON);
+    let token = wait_for_file(dir.path().join("survivor"), SOON);
+    let holders = || {
+        let status = by_hand(
+            "status",
+            &redis,
+            DATASET,
+            &["--shared", "--format", "json", "--token", token.trim()],
+        );
+        json_of(&status)["holders"]
+            .as_array()
+            .expect("a holders array")
+            .clone()
+    };
+    assert_eq!(holders().len(), 2);
+
+    crashed.signal(Signal::SIGKILL);
+    crashed.wait();
+    // The survivor extends its hold every third of its TTL; that must not keep the other alive.
+    let mut left = Vec::new();
+    wait_for("the crashed holder's hold to expire", SOON, || {
+        left = holders();
+        left.len() == 1
+    });
+    assert_eq!(left[0]["mine"], true, "the survivor holds on: {left:?}");
+    assert!(
+        survivor.wait_timeout(Duration::ZERO).is_none(),
+        "the survivor still runs"
+    );
+    fs::remove_file(dir.path().join("hold")).expect("remove the hold file");
+    survivor.wait().assert_success();
+}
+
 /// Asserts that `out` is a refusal: exit 2, the command not run, one `rlock:` line on stderr
 /// naming every number in `named`.
 #[track_caller]
