@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::support::{
     RedisServer, RunOutput, RunningRlock, on, rlock, skip, temp_dir, wait_for, wait_for_file,
 };
+use crate::waiting::listeners;
 
 /// Generous bound for things that should happen "at once" on a loaded 2-core machine.
 const SOON: Duration = Duration::from_secs(5);
@@ -302,6 +303,65 @@ fn a_crashed_shared_holder_expires_on_its_own_while_another_keeps_extending() {
     );
     fs::remove_file(dir.path().join("hold")).expect("remove the hold file");
     survivor.wait().assert_success();
+}
+
+#[test]
+fn a_released_slot_or_shared_hold_wakes_its_waiter_at_once() {
+    let redis = [RedisServer::start()];
+    let dir = temp_dir();
+    // A waiter for a slot needs one of the two holders gone; an exclusive waiter needs both.
+    for (round, (mode, waiter_mode)) in [
+        (&["--limit", "2"][..], &["--limit", "2"][..]),
+        (&["--shared"], &[]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tokens: Vec<String> = (0..2)
+            .map(|_| {
+                let out = by_hand("acquire", &redis, "job", &[mode, &["-t", "30s"]].concat());
+                out.assert_success();
+                out.stdout.trim().to_owned()
+            })
+            .collect();
+        let started = dir.path().join(format!("started{round}"));
+        let mut waiter = on(&redis)
+            .args(["-k", "job", "-w", "20s"])
+            .args(waiter_mode)
+            .args(["-c", &format!("date +%s%6N > {}", started.display())])
+            .spawn();
+        wait_for("the waiter to listen", SOON, || {
+            listeners(&redis[0], "job") == 1
+        });
+        let release = |token: &str| {
+            by_hand(
+                "release",
+                &redis,
+                "job",
+                &[mode, &["--token", token]].concat(),
+            )
+            .assert_success();
+        };
+        if waiter_mode.is_empty() {
+            release(&tokens[1]);
+        }
+        let released = now_us();
+        release(&tokens[0]);
+        waiter.wait().assert_success();
+        let start: u128 = wait_for_file(&started, SOON)
+            .trim()
+            .parse()
+            .expect("a time in µs");
+        let handoff =
+            Duration::from_micros(u64::try_from(start.saturating_sub(released)).expect("sane"));
+        assert!(
+            handoff < Duration::from_millis(250),
+            "{mode:?}: the handoff took {handoff:?}"
+        );
+        if !waiter_mode.is_empty() {
+            release(&tokens[1]);
+        }
+    }
 }
 
 /// Asserts that `out` is a refusal: exit 2, the command not run, one `rlock:` line on stderr
