@@ -452,12 +452,29 @@ fn limit_with_shared_or_outside_1_to_1000_is_a_usage_error() {
         out.assert_code(2);
         assert_eq!(out.stdout, "", "the command must not run\n{out}");
     }
-    let out = on(&redis)
-        .env("RLOCK_LIMIT", "0")
-        .args(["-k", NAS, "--", "echo", "ran"])
-        .output();
-    out.assert_code(2);
     assert!(keys_left(&redis[0], NAS).is_empty());
+}
+
+#[test]
+fn limit_1_is_the_plain_exclusive_lock_not_another_limit() {
+    let redis = [RedisServer::start()];
+    for (held, asked) in [(&[][..], &["--limit", "1"][..]), (&["--limit", "1"], &[])] {
+        let token = by_hand("acquire", &redis, NAS, &[held, &["-t", "20s"]].concat());
+        token.assert_success();
+        let out = on(&redis)
+            .args(["-k", NAS])
+            .args(asked)
+            .args(["--", "echo", "ran"])
+            .output();
+        out.assert_code(75);
+        assert_eq!(out.stdout, "", "busy, not refused\n{out}");
+        let token = token.stdout.trim();
+        assert_eq!(
+            redis[0].get(&format!("rlock:{{{NAS}}}")).as_deref(),
+            Some(token)
+        );
+        by_hand("release", &redis, NAS, &["--token", token]).assert_success();
+    }
 }
 
 /// Whether a majority of `servers` hold the writer-intent marker of `key`.
@@ -937,30 +954,36 @@ fn acquire_extend_release_and_status_by_hand_shared() {
     assert_eq!(seen, "shared none none");
 }
 
+/// What a command run with `args` (and `env`) sees: `$RLOCK_MODE $RLOCK_SLOT $RLOCK_LIMIT`, each
+/// "none" when unset.
+#[track_caller]
+fn mode_env(servers: &[RedisServer], args: &[&str], env: Option<(&str, &str)>) -> String {
+    let mut cmd = on(servers).args(["-k", NAS]).args(args);
+    if let Some((name, value)) = env {
+        cmd = cmd.env(name, value);
+    }
+    let out = cmd
+        .args([
+            "-c",
+            "echo \"$RLOCK_MODE ${RLOCK_SLOT-none} ${RLOCK_LIMIT-none}\"",
+        ])
+        .output();
+    out.assert_success();
+    out.stdout.trim().to_owned()
+}
+
 #[test]
 fn the_command_finds_its_mode_slot_and_limit_in_its_environment() {
     let redis = [RedisServer::start()];
-    let script = "echo \"$RLOCK_MODE ${RLOCK_SLOT-none} ${RLOCK_LIMIT-none}\"";
-    let seen = |args: &[&str], env: Option<(&str, &str)>| {
-        let mut cmd = on(&redis).args(["-k", NAS]).args(args);
-        if let Some((name, value)) = env {
-            cmd = cmd.env(name, value);
-        }
-        let out = cmd.args(["-c", script]).output();
-        out.assert_success();
-        out.stdout.trim().to_owned()
-    };
-    assert_eq!(seen(&[], None), "exclusive none none");
-    assert_eq!(seen(&["--shared"], None), "shared none none");
-    for seen in [
-        seen(&["--limit", "3"], None),
-        seen(&[], Some(("RLOCK_LIMIT", "3"))),
-    ] {
-        assert!(
-            ["limit 0 3", "limit 1 3", "limit 2 3"].contains(&seen.as_str()),
-            "{seen}"
-        );
-    }
+    // An exclusive lock is a limit of one, in slot 0 (rlock(1), ENVIRONMENT of the command).
+    assert_eq!(mode_env(&redis, &[], None), "exclusive 0 1");
+    assert_eq!(mode_env(&redis, &["--limit", "1"], None), "exclusive 0 1");
+    assert_eq!(mode_env(&redis, &["--shared"], None), "shared none none");
+    let seen = mode_env(&redis, &["--limit", "3"], None);
+    assert!(
+        ["limit 0 3", "limit 1 3", "limit 2 3"].contains(&seen.as_str()),
+        "{seen}"
+    );
 
     // With one of two slots held, the command gets the other one.
     let held = by_hand("acquire", &redis, NAS, &["--limit", "2", "-t", "10s"]);
@@ -975,11 +998,23 @@ fn the_command_finds_its_mode_slot_and_limit_in_its_environment() {
         })
         .expect("the token holds a slot");
     assert_eq!(
-        seen(&["--limit", "2"], None),
+        mode_env(&redis, &["--limit", "2"], None),
         format!("limit {} 2", 1 - taken)
     );
-    assert_eq!(
-        seen(&[], Some(("RLOCK_LIMIT", "2"))),
-        format!("limit {} 2", 1 - taken)
+}
+
+#[test]
+fn rlock_limit_in_the_environment_sets_the_limit_as_the_option_does() {
+    let redis = [RedisServer::start()];
+    let seen = mode_env(&redis, &[], Some(("RLOCK_LIMIT", "3")));
+    assert!(
+        ["limit 0 3", "limit 1 3", "limit 2 3"].contains(&seen.as_str()),
+        "RLOCK_LIMIT=3 is --limit 3: {seen}"
     );
+    let out = on(&redis)
+        .env("RLOCK_LIMIT", "0")
+        .args(["-k", NAS, "--", "echo", "ran"])
+        .output();
+    out.assert_code(2);
+    assert_eq!(out.stdout, "", "the command must not run\n{out}");
 }
