@@ -60,15 +60,16 @@ fn keys_left(server: &RedisServer, key: &str) -> Vec<String> {
 /// Waits until no node has a key of lock `key` left (they all expire within `ttl`).
 #[track_caller]
 fn assert_no_keys_left(servers: &[RedisServer], key: &str, ttl: Duration) {
-    let mut left = Vec::new();
-    wait_for(
-        &format!("the keys of lock '{key}' to go (left: {left:?})"),
-        ttl + SOON,
-        || {
-            left = servers.iter().flat_map(|s| keys_left(s, key)).collect();
-            left.is_empty()
-        },
-    );
+    let deadline = Instant::now() + ttl + SOON;
+    // The closure names the keys left; wait_for's own, later, timeout cannot.
+    wait_for("the lock's keys to go", ttl + 2 * SOON, || {
+        let left: Vec<String> = servers.iter().flat_map(|s| keys_left(s, key)).collect();
+        assert!(
+            left.is_empty() || Instant::now() < deadline,
+            "keys of lock '{key}' outlived its TTL: {left:?}"
+        );
+        left.is_empty()
+    });
 }
 
 /// Every number written in decimal in `text`.
