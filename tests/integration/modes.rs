@@ -255,6 +255,7 @@ fn a_crashed_holders_slot_is_taken_over_after_its_ttl_while_the_other_holder_kee
     assert!(redis[0].exists(&survivor_key), "and keeps its slot");
     fs::remove_file(dir.path().join("hold")).expect("remove the hold file");
     survivor.wait().assert_success();
+    assert_no_keys_left(&redis, NAS, Duration::from_secs(2));
 }
 
 #[test]
@@ -304,6 +305,7 @@ fn a_crashed_shared_holder_expires_on_its_own_while_another_keeps_extending() {
     );
     fs::remove_file(dir.path().join("hold")).expect("remove the hold file");
     survivor.wait().assert_success();
+    assert_no_keys_left(&redis, DATASET, Duration::from_secs(1));
 }
 
 #[test]
@@ -363,6 +365,59 @@ fn a_released_slot_or_shared_hold_wakes_its_waiter_at_once() {
             release(&tokens[1]);
         }
     }
+}
+
+#[test]
+fn an_exclusive_waiter_takes_its_intent_back_when_it_gives_up_and_it_expires_if_it_dies() {
+    let redis = [RedisServer::start()];
+    let intent = format!("rlock:{{{DATASET}}}:intent");
+    by_hand("acquire", &redis, DATASET, &["--shared", "-t", "30s"]).assert_success();
+    let reader = || {
+        on(&redis)
+            .args(["--shared", "-k", DATASET, "--", "echo", "ran"])
+            .output()
+    };
+    let writer = || on(&redis).args(["-w", "20s", "-t", "1s", "-k", DATASET, "--", "echo", "ran"]);
+
+    // At the end of its wait.
+    on(&redis)
+        .args(["-w", "300ms", "-k", DATASET, "--", "echo", "ran"])
+        .output()
+        .assert_code(75);
+    assert!(!redis[0].exists(&intent), "taken back as the wait ended");
+    reader().assert_success();
+
+    // Stopped by a signal.
+    let mut waiting = writer().spawn();
+    wait_for("the writer's intent", SOON, || redis[0].exists(&intent));
+    reader().assert_code(75);
+    waiting.signal(Signal::SIGTERM);
+    waiting.wait().assert_code(143);
+    assert!(
+        !redis[0].exists(&intent),
+        "taken back as the wait was stopped"
+    );
+    reader().assert_success();
+
+    // Killed: nobody takes it back, so it lasts max(ttl, 3s) at most.
+    let mut waiting = writer().spawn();
+    wait_for("the writer's intent", SOON, || redis[0].exists(&intent));
+    waiting.signal(Signal::SIGKILL);
+    waiting.wait();
+    let pttl = redis[0].pttl(&intent);
+    assert!(
+        pttl > 0 && pttl <= 3000,
+        "the intent lasts 3 s at most: {pttl} ms"
+    );
+    let out = on(&redis)
+        .args(["--shared", "-w", "10s", "-k", DATASET, "--", "echo", "ran"])
+        .output();
+    out.assert_success();
+    let expired = Duration::from_millis(pttl.unsigned_abs());
+    assert!(
+        out.elapsed < expired + Duration::from_secs(1),
+        "a reader gets in once the dead writer's intent expires\n{out}"
+    );
 }
 
 /// Asserts that `out` is a refusal: exit 2, the command not run, one `rlock:` line on stderr
