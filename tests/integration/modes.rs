@@ -1029,6 +1029,31 @@ fn mode_env(servers: &[RedisServer], args: &[&str], env: Option<(&str, &str)>) -
 }
 
 #[test]
+fn status_over_three_nodes_lists_each_holder_once() {
+    let redis = RedisServer::start_many(3);
+    for (key, mode) in [(NAS, &["--limit", "3"][..]), (DATASET, &["--shared"])] {
+        for _ in 0..2 {
+            by_hand("acquire", &redis, key, &[mode, &["-t", "20s"]].concat()).assert_success();
+        }
+        let status = json_of(&by_hand(
+            "status",
+            &redis,
+            key,
+            &[mode, &["--format", "json"]].concat(),
+        ));
+        let holders = status["holders"].as_array().expect("a holders array");
+        assert_eq!(holders.len(), 2, "two holders, not one per node: {status}");
+        for node in status["nodes"].as_array().expect("a nodes array") {
+            assert_eq!(node["holders"], 2, "{status}");
+        }
+        let plain = by_hand("status", &redis, key, mode);
+        plain.assert_success();
+        let pid = format!("pid {}", std::process::id());
+        assert_eq!(plain.stdout.matches(&pid).count(), 2, "{plain}");
+    }
+}
+
+#[test]
 fn the_command_finds_its_mode_slot_and_limit_in_its_environment() {
     let redis = [RedisServer::start()];
     // An exclusive lock is a limit of one, in slot 0 (rlock(1), ENVIRONMENT of the command).
