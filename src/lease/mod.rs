@@ -534,6 +534,15 @@ impl Lock {
             let keys = [keys.lock.as_str()];
             Some(node.eval::<i64>(&scripts::EXTEND, &keys, &[token, &ttl_ms], deadline))
         });
+        // Only the nodes that hold the token in one and the same place count as extending it.
+        let place = quorum::most_granted(replies.iter().filter_map(|r| match r {
+            Some(Ok(p)) if *p >= 0 => Some(*p),
+            _ => None,
+        }));
+        let replies = replies
+            .into_iter()
+            .map(|r| r.map(|r| r.map(|p| i64::from(Some(p) == place))))
+            .collect();
         let (yes, no, failures) = tally(&self.nodes, replies);
         let extension = match quorum::judge(self.nodes.len(), yes, no) {
             Verdict::Kept => match quorum::validity(ttl, clock::now().since(sent)) {
