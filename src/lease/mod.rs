@@ -821,6 +821,41 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_mismatch_names_both_values_and_the_fix() {
+        let lock = |mode| {
+            let urls = ["redis://127.0.0.1:7001".to_owned()];
+            Lock::new(
+                "nas",
+                "rlock:",
+                mode,
+                &urls,
+                Duration::from_secs(1),
+                &Tls::default(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            lock(Mode::Limit(4)).mismatch("3"),
+            "lock 'nas' is limited to 3 holders, not 4: every user of a lock must give the same --limit"
+        );
+        assert_eq!(
+            lock(Mode::Limit(4)).mismatch("shared"),
+            "lock 'nas' is held as a shared lock, not one limited to 4 holders: every user of a \
+             lock must give the same --limit"
+        );
+        assert!(
+            lock(Mode::Exclusive)
+                .mismatch("3")
+                .ends_with("cannot be taken without --limit: every user of a lock must give the same --limit (--limit 3)")
+        );
+        assert!(
+            lock(Mode::Shared)
+                .mismatch("3")
+                .contains("cannot be taken --shared")
+        );
+    }
+
+    #[test]
     fn the_same_address_twice_is_refused() {
         let urls = [
             "redis://127.0.0.1:7001".to_owned(),
