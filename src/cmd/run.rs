@@ -43,7 +43,12 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
     let grant = match wait::take(&mut lock, &holder, settings.wait, &events, &mut inbox)? {
         Acquired::Granted(grant) => grant,
         Acquired::Busy(expires_in) => {
-            return Ok(super::busy(&s.key, expires_in, settings.conflict_exit_code));
+            return Ok(super::busy(
+                &s.key,
+                s.mode,
+                expires_in,
+                settings.conflict_exit_code,
+            ));
         }
         Acquired::Interrupted(signal) => return Ok(signal.exit_status()),
     };

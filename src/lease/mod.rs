@@ -534,6 +534,15 @@ impl Lock {
             let keys = [keys.lock.as_str()];
             Some(node.eval::<i64>(&scripts::EXTEND, &keys, &[token, &ttl_ms], deadline))
         });
+        // Only the nodes that hold the token in one and the same place count as extending it.
+        let place = quorum::most_granted(replies.iter().filter_map(|r| match r {
+            Some(Ok(p)) if *p >= 0 => Some(*p),
+            _ => None,
+        }));
+        let replies = replies
+            .into_iter()
+            .map(|r| r.map(|r| r.map(|p| i64::from(Some(p) == place))))
+            .collect();
         let (yes, no, failures) = tally(&self.nodes, replies);
         let extension = match quorum::judge(self.nodes.len(), yes, no) {
             Verdict::Kept => match quorum::validity(ttl, clock::now().since(sent)) {
@@ -809,6 +818,41 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_limit_mismatch_names_both_values_and_the_fix() {
+        let lock = |mode| {
+            let urls = ["redis://127.0.0.1:7001".to_owned()];
+            Lock::new(
+                "nas",
+                "rlock:",
+                mode,
+                &urls,
+                Duration::from_secs(1),
+                &Tls::default(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            lock(Mode::Limit(4)).mismatch("3"),
+            "lock 'nas' is limited to 3 holders, not 4: every user of a lock must give the same --limit"
+        );
+        assert_eq!(
+            lock(Mode::Limit(4)).mismatch("shared"),
+            "lock 'nas' is held as a shared lock, not one limited to 4 holders: every user of a \
+             lock must give the same --limit"
+        );
+        assert!(
+            lock(Mode::Exclusive)
+                .mismatch("3")
+                .ends_with("cannot be taken without --limit: every user of a lock must give the same --limit (--limit 3)")
+        );
+        assert!(
+            lock(Mode::Shared)
+                .mismatch("3")
+                .contains("cannot be taken --shared")
+        );
     }
 
     #[test]

@@ -873,6 +873,56 @@ fn status_acquire_extend_and_release_follow_the_slot_to_its_owner() {
 }
 
 #[test]
+fn limited_and_shared_leases_live_on_the_owner_of_the_locks_slot() {
+    if let Some(why) = cluster_unavailable() {
+        return skip(&why);
+    }
+    let cluster = Cluster::start();
+    let seed = cluster.seed().url();
+    let owner = &cluster.nodes[1];
+    let name = cluster.lock_name_on(owner, "job");
+    let on_seed = |subcommand: &str, args: &[&str]| {
+        rlock()
+            .args([subcommand, "-r", &seed, "-k", &name])
+            .args(args)
+            .output()
+    };
+
+    // The slot keys are named inside the scripts; the hash tag keeps them on the same node.
+    let tokens: Vec<String> = (0..2)
+        .map(|_| {
+            let out = on_seed("acquire", &["--limit", "2"]);
+            out.assert_success();
+            out.stdout.trim().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        owner.get(&format!("rlock:{{{name}}}:slot:1")).as_ref(),
+        Some(&tokens[1])
+    );
+    on_seed("acquire", &["--limit", "2"]).assert_code(75);
+    for token in &tokens {
+        on_seed("release", &["--token", token]).assert_success();
+    }
+
+    let readers: Vec<String> = (0..2)
+        .map(|_| {
+            let out = on_seed("acquire", &["--shared"]);
+            out.assert_success();
+            out.stdout.trim().to_owned()
+        })
+        .collect();
+    on_seed("run", &["--", "true"]).assert_code(75);
+    let status = on_seed("status", &[]);
+    status.assert_success();
+    assert!(status.stdout.contains("held by 2 holders"), "{status}");
+    for token in &readers {
+        on_seed("release", &["--token", token]).assert_success();
+    }
+    on_seed("run", &["--", "true"]).assert_success();
+}
+
+#[test]
 fn a_lock_whose_slot_is_migrating_is_shown_extended_and_released_through_ask() {
     if let Some(why) = cluster_unavailable() {
         return skip(&why);
