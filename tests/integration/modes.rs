@@ -577,7 +577,9 @@ fn shared_holders_overlap_then_the_exclusive_one_runs_alone(servers: &[RedisServ
     let late = on(servers)
         .args(["--shared", "-k", DATASET, "--", "echo", "ran"])
         .output();
-    late.assert_code(75);
+    late.assert_code(75).assert_stderr_contains(&format!(
+        "rlock: lock '{DATASET}' is held exclusively, or an exclusive waiter is next"
+    ));
     assert_eq!(
         late.stdout, "",
         "no new reader while a writer waits\n{late}"
