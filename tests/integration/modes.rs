@@ -899,7 +899,8 @@ fn acquire_extend_release_and_status_by_hand_with_a_limit() {
     );
 
     let token = second["token"].as_str().expect("a token");
-    by_hand("release", &redis, NAS, &["--limit", "2", "--token", token]).assert_success();
+    // extend and release find a token in any mode: they need not repeat the option.
+    by_hand("release", &redis, NAS, &["--token", token]).assert_success();
     let free = by_hand("status", &redis, NAS, &limit);
     free.assert_code(3);
     assert!(free.stdout.contains("is free"), "{free}");
@@ -1002,7 +1003,9 @@ fn acquire_extend_release_and_status_by_hand_shared() {
     by_hand("status", &redis, DATASET, &shared).assert_success();
 
     let token = second["token"].as_str().expect("a token");
-    by_hand("release", &redis, DATASET, &["--shared", "--token", token]).assert_success();
+    // extend and release find a token in any mode: they need not repeat the option.
+    by_hand("extend", &redis, DATASET, &["--token", token]).assert_success();
+    by_hand("release", &redis, DATASET, &["--token", token]).assert_success();
     let free = by_hand("status", &redis, DATASET, &shared);
     free.assert_code(3);
     assert!(free.stdout.contains("is free"), "{free}");
