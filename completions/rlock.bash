@@ -76,7 +76,7 @@ _rlock() {
 
     case "${cmd}" in
         rlock)
-            opts="-k -r -t -v -q -w -E -c -h -V --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help --version run acquire extend release status completions help"
+            opts="-k -r -t -s -v -q -w -E -c -h -V --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help --version run acquire extend release status completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -119,6 +119,10 @@ _rlock() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -178,7 +182,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__acquire)
-            opts="-k -r -t -v -q -w -E -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --wait --conflict-exit-code --format --help"
+            opts="-k -r -t -s -v -q -w -E -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --wait --conflict-exit-code --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -221,6 +225,10 @@ _rlock() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -270,7 +278,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__extend)
-            opts="-k -r -t -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --token --help"
+            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -313,6 +321,10 @@ _rlock() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -444,7 +456,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__release)
-            opts="-k -r -t -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --token --help"
+            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -487,6 +499,10 @@ _rlock() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -506,7 +522,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__run)
-            opts="-k -r -t -v -q -w -E -c -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help"
+            opts="-k -r -t -s -v -q -w -E -c -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -549,6 +565,10 @@ _rlock() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -608,7 +628,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__status)
-            opts="-k -r -t -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --prefix --verbose --quiet --token --format --help"
+            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --token --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -651,6 +671,10 @@ _rlock() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_rlock_global_optspecs
-    string join \n k/key= r/redis= redis-file= tls-ca= tls-cert= tls-key= tls-insecure t/ttl= prefix= v/verbose q/quiet w/wait= E/conflict-exit-code= kill-signal= kill-after= max-time= min-hold= jitter= c/command= h/help V/version
+    string join \n k/key= r/redis= redis-file= tls-ca= tls-cert= tls-key= tls-insecure t/ttl= limit= s/shared prefix= v/verbose q/quiet w/wait= E/conflict-exit-code= kill-signal= kill-after= max-time= min-hold= jitter= c/command= h/help V/version
 end
 
 function __fish_rlock_needs_command
@@ -33,6 +33,7 @@ complete -c rlock -n "__fish_rlock_needs_command" -l tls-ca -d 'Trust the CAs in
 complete -c rlock -n "__fish_rlock_needs_command" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_needs_command" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_needs_command" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
+complete -c rlock -n "__fish_rlock_needs_command" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
@@ -50,6 +51,7 @@ complete -c rlock -n "__fish_rlock_needs_command" -l min-hold -d 'Keep the lock 
 complete -c rlock -n "__fish_rlock_needs_command" -l jitter -d 'Sleep a random time in [0, DURATION) before the first attempt, to spread hosts apart' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s c -l command -d 'Run SHELL COMMAND with sh -c instead of COMMAND' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
+complete -c rlock -n "__fish_rlock_needs_command" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
 complete -c rlock -n "__fish_rlock_needs_command" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_needs_command" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -68,6 +70,7 @@ complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-ca -d 'Trust the
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
+complete -c rlock -n "__fish_rlock_using_subcommand run" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
@@ -85,6 +88,7 @@ complete -c rlock -n "__fish_rlock_using_subcommand run" -l min-hold -d 'Keep th
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l jitter -d 'Sleep a random time in [0, DURATION) before the first attempt, to spread hosts apart' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s c -l command -d 'Run SHELL COMMAND with sh -c instead of COMMAND' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
+complete -c rlock -n "__fish_rlock_using_subcommand run" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -95,6 +99,7 @@ complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-ca -d 'Trust
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
@@ -102,6 +107,7 @@ complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l format -d 'What 
 json\t'One JSON object: key, token, fence, ttl_ms, validity_ms, nodes'
 shell\t'Export lines for eval: RLOCK_KEY, RLOCK_TOKEN, RLOCK_FENCE, RLOCK_REDIS and more'"
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -112,9 +118,11 @@ complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-ca -d 'Trust 
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l token -d 'The lease\'s token, as acquire printed it (rlock run sets RLOCK_TOKEN for its command, and so does eval of what acquire --format shell prints)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -125,9 +133,11 @@ complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-ca -d 'Trust
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l token -d 'The lease\'s token, as acquire printed it (rlock run sets RLOCK_TOKEN for its command, and so does eval of what acquire --format shell prints)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
+complete -c rlock -n "__fish_rlock_using_subcommand release" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -138,11 +148,13 @@ complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-ca -d 'Trust 
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
+complete -c rlock -n "__fish_rlock_using_subcommand status" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l token -d 'Your token, if you hold a lease: status then says whether the holder is you' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l format -d 'How to print the state' -r -f -a "plain\t'Lines for people'
 json\t'One JSON object'"
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
+complete -c rlock -n "__fish_rlock_using_subcommand status" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -35,10 +35,15 @@ use crate::exit;
 ///   $ rlock -k db -c 'pg_dump app > /backup/app.sql'
 ///   # Redlock over three nodes.
 ///   $ rlock -k job -r redis://a -r redis://b -r redis://c -- ./job
+///   # At most 3 backups at once.
+///   $ rlock --limit 3 -k nas-backup -- ./backup.sh
+///   # Reports share the dataset; the rebuild takes it alone.
+///   $ rlock --shared -k dataset -- ./report.sh
+///   $ rlock -k dataset -- ./rebuild.sh
 ///
 /// The command's environment gets RLOCK_KEY, RLOCK_TOKEN, RLOCK_FENCE (a number that rises with
 /// every grant: pass it to the resource you protect and have it refuse lower ones), RLOCK_REDIS,
-/// RLOCK_PREFIX and RLOCK_TTL.
+/// RLOCK_PREFIX, RLOCK_TTL, RLOCK_MODE, and RLOCK_SLOT and RLOCK_LIMIT unless shared.
 #[derive(Parser, Debug)]
 #[command(
     name = "rlock",
@@ -307,6 +312,8 @@ pub struct RunArgs {
 }
 
 /// Options that every command working on a lock shares.
+// Each bool is a command-line flag of its own.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Args, Debug)]
 pub struct LockArgs {
     /// The lock's name: non-empty UTF-8, at most 1024 bytes, no control characters.
@@ -355,6 +362,27 @@ pub struct LockArgs {
     /// humantime syntax: 500ms, 30s, 2m, 1h 30m. At least 100ms, at most 24h.
     #[arg(short, long, env = "RLOCK_TTL", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub ttl: Duration,
+
+    /// Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock).
+    ///
+    /// Each holder takes one of N slots, each by a majority of the nodes, and its command gets
+    /// RLOCK_SLOT (0 to N-1). Every user of a lock must give the same N: a different one is
+    /// refused (exit 2). Not with --shared.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1000),
+        conflicts_with = "shared",
+        help_heading = "Lock mode"
+    )]
+    pub limit: Option<u32>,
+
+    /// Take a shared hold: shared holders run together, an exclusive holder runs alone.
+    ///
+    /// Without it the lock is exclusive, as flock's -x. An exclusive waiter holds back new shared
+    /// holders, so a stream of them cannot keep it waiting for ever.
+    #[arg(short = 's', long, help_heading = "Lock mode")]
+    pub shared: bool,
 
     /// Namespace for the lock's Redis keys.
     #[arg(

@@ -15,7 +15,7 @@ use clap::parser::ValueSource;
 
 use crate::cli::{LockArgs, Nodes, RunArgs, Wait};
 use crate::exit;
-use crate::lease::{LeaseError, Lock, Tls, quorum};
+use crate::lease::{LeaseError, Lock, Mode, Tls, quorum};
 use crate::log::{self, Level};
 use crate::signals;
 use crate::supervise::StopPolicy;
@@ -37,6 +37,8 @@ pub struct LockSettings {
     pub key: String,
     /// The namespace of its Redis keys.
     pub prefix: String,
+    /// Exclusive, shared or limited.
+    pub mode: Mode,
     /// The nodes' URLs (credentials included).
     pub urls: Vec<String>,
     /// The lease TTL.
@@ -49,7 +51,14 @@ impl LockSettings {
     /// The lock these settings describe, on its nodes; no I/O yet. [`LeaseError::Usage`] when a
     /// node URL cannot be used or the same server is listed twice.
     pub fn lock(&self) -> Result<Lock, LeaseError> {
-        Lock::new(&self.key, &self.prefix, &self.urls, self.ttl, &self.tls)
+        Lock::new(
+            &self.key,
+            &self.prefix,
+            self.mode,
+            &self.urls,
+            self.ttl,
+            &self.tls,
+        )
     }
 }
 
@@ -162,6 +171,12 @@ fn check_lock(args: &LockArgs) -> Result<Checked> {
         settings: LockSettings {
             key: key.to_owned(),
             prefix: args.prefix.clone(),
+            // A limit of one is the exclusive lock: the same keys, so the two never disagree.
+            mode: match (args.shared, args.limit) {
+                (true, _) => Mode::Shared,
+                (false, Some(n)) if n > 1 => Mode::Limit(n),
+                _ => Mode::Exclusive,
+            },
             urls,
             ttl: args.ttl,
             tls,

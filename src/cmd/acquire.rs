@@ -73,6 +73,9 @@ fn render(format: AcquireFormat, s: &config::LockSettings, lock: &Lock, grant: &
             "validity_ms": millis(grant.deadline.remaining()),
             "nodes": lock.names(),
             "granted": grant.granted,
+            "mode": s.mode.name(),
+            "slot": s.mode.limit().map(|_| grant.slot),
+            "limit": s.mode.limit(),
         })
         .to_string(),
         AcquireFormat::Shell => super::LEASE_ENV_UNSET

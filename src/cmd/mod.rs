@@ -49,7 +49,12 @@ pub(crate) fn lease_env(s: &LockSettings, grant: &Grant) -> Vec<(&'static str, S
         ("RLOCK_REDIS", s.urls.join(",")),
         ("RLOCK_PREFIX", s.prefix.clone()),
         ("RLOCK_TTL", humantime::format_duration(s.ttl).to_string()),
+        ("RLOCK_MODE", s.mode.name().to_owned()),
     ];
+    if let Some(limit) = s.mode.limit() {
+        env.push(("RLOCK_SLOT", grant.slot.to_string()));
+        env.push(("RLOCK_LIMIT", limit.to_string()));
+    }
     let (cert, key) = s.tls.client.clone().unzip();
     for (name, path) in [
         ("RLOCK_TLS_CA", &s.tls.ca),

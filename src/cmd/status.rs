@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::config;
 use crate::exit;
-use crate::lease::LockStatus;
+use crate::lease::{LockStatus, Occupant, Place};
 use crate::out;
 
 /// Prints the lock's state; returns 0 if held, 3 if free.
@@ -24,40 +24,57 @@ pub fn status(args: &StatusArgs) -> Result<u8> {
         StatusFormat::Plain => out::print(&plain(&s.key, &state)),
         StatusFormat::Json => out::print(&format!("{}\n", as_json(&s.key, &state))),
     }
-    Ok(if state.held { 0 } else { exit::NOT_HELD })
+    Ok(if state.held() { 0 } else { exit::NOT_HELD })
+}
+
+/// The only holder, if it holds the lock exclusively: then status prints as it always did.
+fn exclusive(state: &LockStatus) -> Option<&Occupant> {
+    match state.occupants.as_slice() {
+        [only] if only.place == Place::Exclusive => Some(only),
+        _ => None,
+    }
 }
 
 /// Lines for people.
 fn plain(key: &str, state: &LockStatus) -> String {
-    let mut out = if state.held {
-        let whose = if state.mine { " by you" } else { "" };
-        format!("lock '{key}' is held{whose}\n")
-    } else {
-        format!("lock '{key}' is free\n")
+    let limit = state
+        .limit
+        .map_or_else(String::new, |n| format!(" (limit {n})"));
+    let mut out = match (exclusive(state), state.occupants.len()) {
+        (Some(o), _) => {
+            let whose = if o.mine { " by you" } else { "" };
+            format!("lock '{key}' is held{whose}\n")
+        }
+        (None, 0) => format!("lock '{key}' is free{limit}\n"),
+        (None, n) => {
+            let holders = if n == 1 { "holder" } else { "holders" };
+            let you = if state.mine() { ", you among them" } else { "" };
+            format!("lock '{key}' is held by {n} {holders}{limit}{you}\n")
+        }
     };
-    if let Some(d) = state.expires_in {
-        let _ = writeln!(
-            out,
-            "  expires in:   {}",
-            humantime::format_duration(super::round_ms(d))
-        );
+    if let Some(o) = exclusive(state) {
+        if let Some(d) = o.expires_in {
+            let _ = writeln!(out, "  expires in:   {}", duration(d));
+        }
+        if !o.holder.is_empty() {
+            let _ = writeln!(out, "  holder:       {}", who(&o.holder));
+        }
+    } else {
+        for o in &state.occupants {
+            let label = match o.place {
+                Place::Slot(i) => format!("slot {i}:"),
+                Place::Shared => "shared:".to_owned(),
+                Place::Exclusive => "exclusive:".to_owned(),
+            };
+            let expires = o
+                .expires_in
+                .map_or_else(String::new, |d| format!(", expires in {}", duration(d)));
+            let you = if o.mine { " (you)" } else { "" };
+            let _ = writeln!(out, "  {label:<14}{}{expires}{you}", who(&o.holder));
+        }
     }
-    if !state.holder.is_empty() {
-        let field = |name: &str| {
-            state
-                .holder
-                .iter()
-                .find(|(k, _)| k == name)
-                .map_or("?", |(_, v)| v.as_str())
-        };
-        let _ = writeln!(
-            out,
-            "  holder:       {} pid {} ({}), since {}",
-            field("host"),
-            field("pid"),
-            field("command"),
-            since(field("since"))
-        );
+    if state.exclusive_waiting {
+        let _ = writeln!(out, "  an exclusive waiter holds back new shared holders");
     }
     if let Some(fence) = state.fence {
         let _ = writeln!(out, "  latest fence: {fence}");
@@ -65,14 +82,14 @@ fn plain(key: &str, state: &LockStatus) -> String {
     if state.nodes.len() > 1 {
         for (name, view) in &state.nodes {
             let line = match view {
-                Ok(v) if v.digest.is_some() => match v.ttl {
-                    Some(ttl) => format!(
-                        "held, {} left",
-                        humantime::format_duration(super::round_ms(ttl))
-                    ),
-                    None => "held, no expiry".to_owned(),
+                Ok(v) => match v.holds.as_slice() {
+                    [] => "free".to_owned(),
+                    [one] => match one.ttl {
+                        Some(ttl) => format!("held, {} left", duration(ttl)),
+                        None => "held, no expiry".to_owned(),
+                    },
+                    many => format!("held by {}", many.len()),
                 },
-                Ok(_) => "free".to_owned(),
                 Err(e) => format!("unreachable: {e}"),
             };
             let _ = writeln!(out, "  {name}: {line}");
@@ -81,28 +98,94 @@ fn plain(key: &str, state: &LockStatus) -> String {
     out
 }
 
-/// One JSON object.
+/// A duration as status prints it.
+fn duration(d: Duration) -> String {
+    humantime::format_duration(super::round_ms(d)).to_string()
+}
+
+/// A holder record in words: host, pid, command, since.
+fn who(holder: &[(String, String)]) -> String {
+    if holder.is_empty() {
+        return "?".to_owned();
+    }
+    let field = |name: &str| {
+        holder
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("?", |(_, v)| v.as_str())
+    };
+    format!(
+        "{} pid {} ({}), since {}",
+        field("host"),
+        field("pid"),
+        field("command"),
+        since(field("since"))
+    )
+}
+
+/// One JSON object. `holder` and `expires_in_ms` are those of an exclusive holder (null in the
+/// other modes, where `holders` lists every holder).
 fn as_json(key: &str, state: &LockStatus) -> Value {
     let ms = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let holder: serde_json::Map<String, Value> = state
-        .holder
+    let record = |holder: &[(String, String)]| {
+        let map: serde_json::Map<String, Value> = holder
+            .iter()
+            .map(|(k, v)| (k.clone(), holder_field(k, v)))
+            .collect();
+        if map.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(map)
+        }
+    };
+    let holders: Vec<Value> = state
+        .occupants
         .iter()
-        .map(|(k, v)| (k.clone(), holder_field(k, v)))
+        .map(|o| {
+            let (mode, slot) = match o.place {
+                Place::Exclusive => ("exclusive", None),
+                Place::Shared => ("shared", None),
+                Place::Slot(i) => ("limit", Some(i)),
+            };
+            json!({
+                "mode": mode,
+                "slot": slot,
+                "mine": o.mine,
+                "expires_in_ms": ms(o.expires_in),
+                "holder": record(&o.holder),
+            })
+        })
         .collect();
+    let mode = state.occupants.first().map(|o| match o.place {
+        Place::Exclusive => "exclusive",
+        Place::Shared => "shared",
+        Place::Slot(_) => "limit",
+    });
     let nodes: Vec<Value> = state
         .nodes
         .iter()
         .map(|(name, view)| match view {
-            Ok(v) => json!({"url": name, "held": v.digest.is_some(), "ttl_ms": ms(v.ttl), "fence": v.fence.map(super::fence_json)}),
+            Ok(v) => json!({
+                "url": name,
+                "held": !v.holds.is_empty(),
+                "holders": v.holds.len(),
+                "ttl_ms": ms(v.holds.iter().find(|h| h.place == Place::Exclusive).and_then(|h| h.ttl)),
+                "fence": v.fence.map(super::fence_json),
+            }),
             Err(e) => json!({"url": name, "error": e.to_string()}),
         })
         .collect();
+    let only = exclusive(state);
     json!({
         "key": key,
-        "held": state.held,
-        "mine": state.mine,
-        "expires_in_ms": ms(state.expires_in),
-        "holder": if holder.is_empty() { Value::Null } else { Value::Object(holder) },
+        "held": state.held(),
+        "mine": state.mine(),
+        "mode": mode,
+        "limit": state.limit,
+        "expires_in_ms": ms(only.and_then(|o| o.expires_in)),
+        "holder": only.map_or(Value::Null, |o| record(&o.holder)),
+        "holders": holders,
+        "exclusive_waiting": state.exclusive_waiting,
         "fence": state.fence.map(super::fence_json),
         "nodes": nodes,
     })
@@ -137,13 +220,17 @@ mod tests {
 
     fn held_by(holder: &[(&str, &str)]) -> LockStatus {
         LockStatus {
-            held: true,
-            mine: false,
-            expires_in: Some(Duration::from_millis(1500)),
-            holder: holder
-                .iter()
-                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
+            occupants: vec![Occupant {
+                place: Place::Exclusive,
+                mine: false,
+                expires_in: Some(Duration::from_millis(1500)),
+                holder: holder
+                    .iter()
+                    .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+            }],
+            limit: None,
+            exclusive_waiting: false,
             fence: Some(7),
             nodes: Vec::new(),
         }

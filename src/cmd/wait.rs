@@ -67,6 +67,22 @@ pub(crate) fn take(
     events: &inbox::Sender<Event>,
     inbox: &mut Inbox<Event>,
 ) -> Result<Acquired> {
+    let acquired = attempts(lock, holder, wait, events, inbox);
+    if !matches!(acquired, Ok(Acquired::Granted(_))) {
+        // An exclusive waiter that gives up, on any path, takes its mark back at once.
+        lock.withdraw();
+    }
+    acquired
+}
+
+/// [`take`]'s attempts, until one is granted or the wait ends.
+fn attempts(
+    lock: &mut Lock,
+    holder: &Holder,
+    wait: Wait,
+    events: &inbox::Sender<Event>,
+    inbox: &mut Inbox<Event>,
+) -> Result<Acquired> {
     let limit = match wait {
         Wait::Forever => None,
         Wait::For(d) => Some(clock::now() + d),
@@ -75,7 +91,7 @@ pub(crate) fn take(
     let mut pace = Pace::new(clock::now());
     let mut warned = false;
     loop {
-        let attempt = lock.try_acquire(holder);
+        let attempt = lock.try_acquire(holder, wait != Wait::For(Duration::ZERO));
         // A signal that came during the attempt wins over its outcome, whatever it was: the
         // caller gave up. A failed attempt has undone what it may have taken; a grant is undone
         // here. (A signal can also be what failed it: a read interrupted on a socket.)

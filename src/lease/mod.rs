@@ -38,7 +38,7 @@ use redis::Value;
 use crate::clock::{self, Stamp};
 pub use endpoint::Tls;
 pub use node::{Node, NodeError};
-use quorum::{Holding, Verdict};
+use quorum::Verdict;
 
 /// The Redis keys of one lock (see [`scripts`] for the contract).
 #[derive(Clone, Debug)]
@@ -66,6 +66,37 @@ impl Keys {
     }
 }
 
+/// How a lock is held: what `--shared` and `--limit` choose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One holder, excluding every other (the default).
+    Exclusive,
+    /// Shared holders coexist; an exclusive holder excludes them all.
+    Shared,
+    /// At most this many holders (at least 2), each in a slot of its own.
+    Limit(u32),
+}
+
+impl Mode {
+    /// The name the command's environment gets in `RLOCK_MODE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Exclusive => "exclusive",
+            Mode::Shared => "shared",
+            Mode::Limit(_) => "limit",
+        }
+    }
+
+    /// How many holders the lock admits at once in this mode (shared: unbounded, `None`).
+    pub fn limit(self) -> Option<u32> {
+        match self {
+            Mode::Exclusive => Some(1),
+            Mode::Shared => None,
+            Mode::Limit(n) => Some(n),
+        }
+    }
+}
+
 /// Who takes a lease, recorded beside it for `status`.
 #[derive(Clone, Debug)]
 pub struct Holder {
@@ -84,6 +115,8 @@ pub struct Grant {
     pub token: String,
     /// The fencing token.
     pub fence: u64,
+    /// Which of a limited lock's slots it holds (0 in the other modes).
+    pub slot: u32,
     /// When the granting request was sent.
     pub sent: Stamp,
     /// Until when the lease is valid for us: `sent + ttl - drift`.
@@ -151,36 +184,83 @@ pub struct Released {
     pub failures: String,
 }
 
+/// Where on a lock a holder is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Place {
+    /// The exclusive lock.
+    Exclusive,
+    /// A slot of a limited lock.
+    Slot(u32),
+    /// Among the shared holders.
+    Shared,
+}
+
+/// One hold on one node, for `status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// Where.
+    pub place: Place,
+    /// Its remaining TTL (`None` when it has no expiry).
+    pub ttl: Option<Duration>,
+    /// A digest of the holder's token (never the token).
+    pub digest: String,
+    /// Whether the token is the caller's.
+    pub mine: bool,
+    /// The holder record (`host`, `pid`, `command`, `since`), as stored.
+    pub holder: Vec<(String, String)>,
+}
+
 /// What one node says about the lock, for `status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeView {
-    /// The lock's remaining TTL, if the node holds it (`None` also when it has no expiry).
-    pub ttl: Option<Duration>,
-    /// A digest of the holder's token (never the token), if the node holds the lock.
-    pub digest: Option<String>,
-    /// Whether the token is the caller's.
-    pub mine: bool,
     /// The node's fence counter.
     pub fence: Option<u64>,
-    /// The holder record (`host`, `pid`, `command`, `since`), as stored.
+    /// The limit stored with a limited lock.
+    pub limit: Option<u32>,
+    /// Whether an exclusive waiter holds back new shared holders.
+    pub exclusive_waiting: bool,
+    /// Every hold the node knows of: exclusive, slots, shared holders.
+    pub holds: Vec<Hold>,
+}
+
+/// A holder a majority of the nodes agrees on, for `status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Occupant {
+    /// Where it holds the lock.
+    pub place: Place,
+    /// Whether it is the caller (its token was given).
+    pub mine: bool,
+    /// How long until fewer than a majority hold it (at most).
+    pub expires_in: Option<Duration>,
+    /// Its holder record, if recorded.
     pub holder: Vec<(String, String)>,
 }
 
 /// The lock's state across its nodes, for `status`.
 #[derive(Clone, Debug)]
 pub struct LockStatus {
-    /// Whether a majority of nodes hold the lock for the same holder.
-    pub held: bool,
-    /// Whether that holder is the caller (its token was given).
-    pub mine: bool,
-    /// How long until fewer than a majority hold it (at most), if held.
-    pub expires_in: Option<Duration>,
-    /// The holder record, if held and recorded.
-    pub holder: Vec<(String, String)>,
+    /// Every holder a majority agrees on: the exclusive one, each slot's, each shared one's.
+    pub occupants: Vec<Occupant>,
+    /// The limit of a limited lock, as most nodes that answered store it.
+    pub limit: Option<u32>,
+    /// Whether an exclusive waiter holds back new shared holders (on any node).
+    pub exclusive_waiting: bool,
     /// The highest fence counter on any node: the latest fence handed out.
     pub fence: Option<u64>,
     /// Each node's redacted URL and what it said.
     pub nodes: Vec<(String, Result<NodeView, NodeError>)>,
+}
+
+impl LockStatus {
+    /// Whether anyone holds the lock.
+    pub fn held(&self) -> bool {
+        !self.occupants.is_empty()
+    }
+
+    /// Whether the caller is among its holders.
+    pub fn mine(&self) -> bool {
+        self.occupants.iter().any(|o| o.mine)
+    }
 }
 
 /// One lock on its nodes: what acquire, extend and release work on.
@@ -188,6 +268,11 @@ pub struct Lock {
     /// The lock's name, as the user gave it.
     key: String,
     keys: Keys,
+    mode: Mode,
+    /// This client's mark while it waits for an exclusive lock that shared holders hold.
+    waiter: String,
+    /// Whether an attempt may have left that mark on a node (it was waiting and turned away).
+    marked: bool,
     nodes: Vec<Node>,
     ttl: Duration,
     timeout: Duration,
@@ -201,6 +286,7 @@ impl Lock {
     pub fn new(
         key: &str,
         prefix: &str,
+        mode: Mode,
         urls: &[String],
         ttl: Duration,
         tls: &Tls,
@@ -224,6 +310,9 @@ impl Lock {
         Ok(Lock {
             key: key.to_owned(),
             keys: Keys::new(prefix, key),
+            mode,
+            waiter: new_token()?,
+            marked: false,
             nodes,
             ttl,
             timeout,
@@ -239,6 +328,11 @@ impl Lock {
     /// The lock's name.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// How the lock is taken.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The lease TTL.
@@ -257,8 +351,10 @@ impl Lock {
     }
 
     /// Tries once to take the lease. [`LeaseError::Unreachable`] when too few nodes answered to
-    /// tell.
-    pub fn try_acquire(&mut self, holder: &Holder) -> Result<Attempt, LeaseError> {
+    /// tell, [`LeaseError::Usage`] when the lock is in use with another limit. `waiting` says that
+    /// the caller will try again if turned away: an exclusive waiter then marks its intent, so
+    /// that no new shared holder is admitted until it had its turn.
+    pub fn try_acquire(&mut self, holder: &Holder, waiting: bool) -> Result<Attempt, LeaseError> {
         let token = new_token()?;
         let n = self.nodes.len();
         let ttl_ms = millis(self.ttl).to_string();
@@ -267,20 +363,44 @@ impl Lock {
             .map_or(0, |d| d.as_secs())
             .to_string();
         let pid = holder.pid.to_string();
+        // A shared holder's record is stored as one tab-separated string.
+        let plain = |text: &str| text.replace(['\t', '\n'], " ");
+        let (host, command) = (plain(&holder.host), plain(&holder.command));
         let identify = if n > 1 { "1" } else { "0" };
+        let (mode, limit) = match self.mode {
+            Mode::Exclusive => ("x", String::new()),
+            Mode::Shared => ("s", String::new()),
+            Mode::Limit(n) => ("l", n.to_string()),
+        };
+        // The mark outlives the waiter's next attempt, which comes within a second (the backstop).
+        let intent_ms = if waiting && self.mode == Mode::Exclusive {
+            millis(self.ttl.max(INTENT_AT_LEAST)).to_string()
+        } else {
+            "0".to_owned()
+        };
         let sent = clock::now();
         let deadline = sent + self.timeout;
-        let Lock { keys, nodes, .. } = self;
+        let Lock {
+            keys,
+            nodes,
+            waiter,
+            ..
+        } = self;
         let replies = node::on_all(nodes, |_, node| {
-            let keys = [keys.lock.as_str(), &keys.fence, &keys.holder];
+            let keys = [keys.lock.as_str(), &keys.fence];
             let args = [
                 token.as_str(),
                 &ttl_ms,
-                &holder.host,
+                &host,
                 &pid,
-                &holder.command,
+                &command,
                 &since,
                 identify,
+                mode,
+                &limit,
+                &intent_ms,
+                waiter.as_str(),
+                "",
             ];
             Some(
                 node.eval::<Value>(&scripts::ACQUIRE, &keys, &args, deadline)
@@ -288,52 +408,27 @@ impl Lock {
             )
         });
 
-        let mut granted = Vec::new();
-        let mut busy = Vec::new();
-        let mut failures = Vec::new();
-        let mut ids = Vec::new();
-        for (i, reply) in replies.into_iter().enumerate() {
-            match reply.expect("no node is skipped") {
-                Ok((reply, id)) => {
-                    ids.extend(id.map(|id| (i, id)));
-                    match reply {
-                        reply::Acquire::Granted(fence) => granted.push((i, fence)),
-                        reply::Acquire::Busy(pttl) => busy.push((i, pttl)),
-                    }
-                }
-                Err(e) => failures.push((i, e)),
-            }
-        }
+        let Answers {
+            granted,
+            busy,
+            failures,
+            ids,
+            mismatch,
+        } = Answers::of(replies);
+        self.marked |= intent_ms != "0" && !busy.is_empty();
         if let Err(e) = self.check_independent(&ids) {
             self.undo(&token, &busy);
             return Err(e);
         }
-
-        let majority = quorum::majority(n);
-        if granted.len() >= majority {
-            let fence = granted
-                .iter()
-                .map(|&(_, f)| f)
-                .max()
-                .expect("a majority is not empty");
-            // Phase two is needed only if fewer than a majority of nodes already hold the fence
-            // (see `fence`): in steady state every counter is equal and it is skipped.
-            let at_fence = granted.iter().filter(|&&(_, f)| f == fence).count();
-            let committed =
-                at_fence >= majority || self.commit_fence(&token, fence, &granted) >= majority;
-            let valid = quorum::validity(self.ttl, clock::now().since(sent));
-            if committed && valid.is_some_and(|v| quorum::enough_validity(self.ttl, v)) {
-                let deadline = sent + quorum::lifetime(self.ttl);
-                return Ok(Attempt::Acquired(Grant {
-                    token,
-                    fence,
-                    sent,
-                    deadline,
-                    granted: granted.len(),
-                }));
-            }
+        if let Some(held) = mismatch {
+            self.undo(&token, &busy);
+            return Err(LeaseError::Usage(self.mismatch(&held)));
         }
 
+        if let Some(grant) = self.judge_grant(&token, sent, &granted, &busy) {
+            return Ok(Attempt::Acquired(grant));
+        }
+        let majority = quorum::majority(n);
         self.undo(&token, &busy);
         if granted.len() + busy.len() < majority {
             return Err(LeaseError::Unreachable(
@@ -348,6 +443,82 @@ impl Lock {
         Ok(Attempt::Busy { expires_in })
     }
 
+    /// The grant a round of acquire answers makes, if a majority granted one slot with enough
+    /// validity left (committing the fence first where needed); grants of other slots are undone.
+    /// `None` leaves undoing the whole attempt to the caller.
+    fn judge_grant(
+        &mut self,
+        token: &str,
+        sent: Stamp,
+        granted: &[(usize, u64, u32)],
+        busy: &[(usize, i64)],
+    ) -> Option<Grant> {
+        // Nodes of a limited lock may grant different slots; only the slot a majority granted
+        // counts, and the other grants are undone with the rest.
+        let majority = quorum::majority(self.nodes.len());
+        let slot = quorum::most_granted(granted.iter().map(|&(_, _, slot)| slot));
+        let in_slot: Vec<(usize, u64)> = granted
+            .iter()
+            .filter(|&&(_, _, s)| Some(s) == slot)
+            .map(|&(i, fence, _)| (i, fence))
+            .collect();
+        if let (Some(slot), true) = (slot, in_slot.len() >= majority) {
+            let fence = in_slot
+                .iter()
+                .map(|&(_, f)| f)
+                .max()
+                .expect("a majority is not empty");
+            // Phase two is needed only if fewer than a majority of nodes already hold the fence
+            // (see `fence`): in steady state every counter is equal and it is skipped.
+            let at_fence = in_slot.iter().filter(|&&(_, f)| f == fence).count();
+            let committed =
+                at_fence >= majority || self.commit_fence(token, fence, &in_slot) >= majority;
+            let valid = quorum::validity(self.ttl, clock::now().since(sent));
+            if committed && valid.is_some_and(|v| quorum::enough_validity(self.ttl, v)) {
+                if in_slot.len() < granted.len() {
+                    let keep: Vec<(usize, i64)> = in_slot.iter().map(|&(i, _)| (i, 0)).collect();
+                    self.undo(token, &[busy, keep.as_slice()].concat());
+                }
+                return Some(Grant {
+                    token: token.to_owned(),
+                    fence,
+                    slot,
+                    sent,
+                    deadline: sent + quorum::lifetime(self.ttl),
+                    granted: in_slot.len(),
+                });
+            }
+        }
+
+        None
+    }
+
+    /// Takes back an exclusive waiter's mark, so that shared holders are admitted again at once
+    /// when it gives up (best effort: the mark expires on its own).
+    pub fn withdraw(&mut self) {
+        if !std::mem::take(&mut self.marked) {
+            return;
+        }
+        let deadline = clock::now() + self.timeout;
+        let Lock {
+            keys,
+            nodes,
+            waiter,
+            ..
+        } = self;
+        let keys_released = keys.released.as_str();
+        node::on_all(nodes, |_, node| {
+            let keys = [keys.lock.as_str()];
+            let _ = node.eval::<i64>(
+                &scripts::WITHDRAW,
+                &keys,
+                &[waiter, keys_released],
+                deadline,
+            );
+            Some(())
+        });
+    }
+
     /// Extends the lease `token` on all nodes to the lock's TTL.
     pub fn extend(&mut self, token: &str) -> Extension {
         self.extend_for(token, self.ttl)
@@ -360,7 +531,7 @@ impl Lock {
         let ttl_ms = millis(ttl).max(1).to_string();
         let Lock { keys, nodes, .. } = self;
         let replies = node::on_all(nodes, |_, node| {
-            let keys = [keys.lock.as_str(), &keys.holder];
+            let keys = [keys.lock.as_str()];
             Some(node.eval::<i64>(&scripts::EXTEND, &keys, &[token, &ttl_ms], deadline))
         });
         let (yes, no, failures) = tally(&self.nodes, replies);
@@ -393,7 +564,7 @@ impl Lock {
         let Lock { keys, nodes, .. } = self;
         let keys_released = keys.released.as_str();
         let replies = node::on_all(nodes, |_, node| {
-            let keys = [keys.lock.as_str(), &keys.holder];
+            let keys = [keys.lock.as_str()];
             Some(node.eval::<i64>(&scripts::RELEASE, &keys, &[token, keys_released], deadline))
         });
         let (deleted, _, failures) = tally(&self.nodes, replies);
@@ -405,11 +576,12 @@ impl Lock {
     pub fn status(&mut self, token: Option<&str>) -> Result<LockStatus, LeaseError> {
         let deadline = clock::now() + self.timeout;
         let token = token.unwrap_or("");
+        let slots = self.mode.limit().unwrap_or(0).to_string();
         let Lock { keys, nodes, .. } = self;
         let replies = node::on_all(nodes, |_, node| {
-            let keys = [keys.lock.as_str(), &keys.holder, &keys.fence];
+            let keys = [keys.lock.as_str(), &keys.fence];
             Some(
-                node.eval::<Value>(&scripts::STATUS, &keys, &[token], deadline)
+                node.eval::<Value>(&scripts::STATUS, &keys, &[token, &slots], deadline)
                     .and_then(reply::status),
             )
         });
@@ -431,21 +603,11 @@ impl Lock {
                 self.unreachable(&failures, answered.len()),
             ));
         }
-        let fence = answered.iter().filter_map(|v| v.fence).max();
-        let (held, mine, expires_in, holder) = match quorum::holding(views.len(), &answered) {
-            Holding::Held {
-                mine,
-                expires_in,
-                holder,
-            } => (true, mine, expires_in, holder),
-            Holding::Free | Holding::Split => (false, false, None, Vec::new()),
-        };
         Ok(LockStatus {
-            held,
-            mine,
-            expires_in,
-            holder,
-            fence,
+            occupants: quorum::occupants(views.len(), &answered),
+            limit: quorum::most_granted(answered.iter().filter_map(|v| v.limit)),
+            exclusive_waiting: answered.iter().any(|v| v.exclusive_waiting),
+            fence: answered.iter().filter_map(|v| v.fence).max(),
             nodes: views,
         })
     }
@@ -472,7 +634,7 @@ impl Lock {
         let keys_released = keys.released.as_str();
         node::on_all(nodes, |i, node| {
             (!busy.iter().any(|&(b, _)| b == i)).then(|| {
-                let keys = [keys.lock.as_str(), &keys.holder];
+                let keys = [keys.lock.as_str()];
                 // Best effort: a node that does not answer now lets the lease expire by its TTL.
                 let _ =
                     node.eval::<i64>(&scripts::RELEASE, &keys, &[token, keys_released], deadline);
@@ -494,6 +656,34 @@ impl Lock {
             }
         }
         Ok(())
+    }
+
+    /// The message for a lock in use with another limit than ours (`held`, from a node: a limit,
+    /// or `exclusive` / `shared` for a lock used without one).
+    fn mismatch(&self, held: &str) -> String {
+        let key = &self.key;
+        let fix = "every user of a lock must give the same --limit";
+        match (self.mode, held) {
+            (Mode::Limit(n), "exclusive" | "shared") => format!(
+                "lock '{key}' is held as a{} lock, not one limited to {n} holders: {fix}",
+                if held == "shared" {
+                    " shared"
+                } else {
+                    "n exclusive"
+                }
+            ),
+            (Mode::Limit(n), m) => {
+                format!("lock '{key}' is limited to {m} holders, not {n}: {fix}")
+            }
+            (mode, m) => format!(
+                "lock '{key}' is limited to {m} holders, so it cannot be taken {}: {fix} (--limit {m})",
+                if mode == Mode::Shared {
+                    "--shared"
+                } else {
+                    "without --limit"
+                }
+            ),
+        }
     }
 
     /// The message for an acquisition that too few nodes answered.
@@ -525,6 +715,49 @@ impl Lock {
     }
 }
 
+/// One node's answer to an acquire request, with its `run_id` if asked for.
+type AcquireReply = Result<(reply::Acquire, Option<String>), NodeError>;
+
+/// What the nodes answered to one acquire request, node by node (by index).
+#[derive(Default)]
+struct Answers {
+    /// The nodes that granted it: fence and slot.
+    granted: Vec<(usize, u64, u32)>,
+    /// The nodes that did not, with the holder's remaining TTL in ms (-1 when unknown).
+    busy: Vec<(usize, i64)>,
+    /// The nodes that gave no answer, and why.
+    failures: Vec<(usize, NodeError)>,
+    /// The servers' `run_id`s, in Redlock mode.
+    ids: Vec<(usize, String)>,
+    /// What another client's limit is, if a node said the lock is used with another one.
+    mismatch: Option<String>,
+}
+
+impl Answers {
+    fn of(replies: Vec<Option<AcquireReply>>) -> Answers {
+        let mut answers = Answers::default();
+        for (i, reply) in replies.into_iter().enumerate() {
+            match reply.expect("no node is skipped") {
+                Ok((reply, id)) => {
+                    answers.ids.extend(id.map(|id| (i, id)));
+                    match reply {
+                        reply::Acquire::Granted(fence, slot) => {
+                            answers.granted.push((i, fence, slot));
+                        }
+                        reply::Acquire::Busy(pttl) => answers.busy.push((i, pttl)),
+                        reply::Acquire::Mismatch(held) => {
+                            answers.busy.push((i, -1));
+                            answers.mismatch = Some(held);
+                        }
+                    }
+                }
+                Err(e) => answers.failures.push((i, e)),
+            }
+        }
+        answers
+    }
+}
+
 /// Counts a round's replies: (nodes that said 1, nodes that said 0, the failures as one message).
 fn tally(nodes: &[Node], replies: Vec<Option<Result<i64, NodeError>>>) -> (usize, usize, String) {
     let (mut yes, mut no, mut failures) = (0, 0, Vec::new());
@@ -548,6 +781,10 @@ fn new_token() -> Result<String, LeaseError> {
         hex
     }))
 }
+
+/// How long an exclusive waiter's mark lasts at least (the lease TTL if longer): longer than the
+/// waiter's one-second backstop between attempts, so that a living waiter keeps it up.
+const INTENT_AT_LEAST: Duration = Duration::from_secs(3);
 
 /// `d` in whole milliseconds, as Redis takes it.
 fn millis(d: Duration) -> u64 {
@@ -583,6 +820,7 @@ mod tests {
         let err = Lock::new(
             "k",
             "rlock:",
+            Mode::Exclusive,
             &urls,
             Duration::from_secs(1),
             &Tls::default(),

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::NodeView;
+use super::{Hold, NodeView, Occupant, Place};
 
 /// Nodes that must agree out of `n`: a strict majority.
 pub fn majority(n: usize) -> usize {
@@ -76,10 +76,11 @@ pub fn retry_after(ttl: Duration) -> Duration {
     (ttl / 20).clamp(Duration::from_millis(10), Duration::from_millis(500))
 }
 
-/// Who holds a lock, judged from what the nodes that answered say (for `status`).
+/// Who holds one place of a lock (the exclusive lock, one slot of a limited lock, or one shared
+/// holder), judged from what the nodes that answered say (for `status`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Holding {
-    /// No node that answered holds the lock.
+    /// No node that answered holds it.
     Free,
     /// Some nodes hold it, but no one holder on a majority: nobody can use it until it expires.
     Split,
@@ -94,38 +95,94 @@ pub enum Holding {
     },
 }
 
-/// Judges who holds a lock on `n` nodes from the views of those that answered: the holder is the
-/// token digest a majority of all `n` nodes shares, so silent nodes count against it.
-pub fn holding(n: usize, answered: &[&NodeView]) -> Holding {
+/// Judges who holds one place on `n` nodes from what each node that answered holds there (`None`:
+/// nothing): the holder is the token digest a majority of all `n` nodes shares, so silent nodes
+/// count against it.
+pub fn holding(n: usize, answered: &[Option<&Hold>]) -> Holding {
     let majority = majority(n);
-    let holds = |v: &NodeView, digest: &str| v.digest.as_deref() == Some(digest);
+    let holds = |h: Option<&Hold>, digest: &str| h.is_some_and(|h| h.digest == digest);
     let Some(digest) = answered
         .iter()
-        .filter_map(|v| v.digest.as_deref())
-        .find(|d| answered.iter().filter(|v| holds(v, d)).count() >= majority)
+        .flatten()
+        .map(|h| h.digest.as_str())
+        .find(|d| answered.iter().filter(|h| holds(**h, d)).count() >= majority)
     else {
-        return if answered.iter().any(|v| v.digest.is_some()) {
+        return if answered.iter().any(Option::is_some) {
             Holding::Split
         } else {
             Holding::Free
         };
     };
-    let group: Vec<&NodeView> = answered
+    let group: Vec<&Hold> = answered
         .iter()
+        .flatten()
         .copied()
-        .filter(|v| holds(v, digest))
+        .filter(|h| h.digest == digest)
         .collect();
-    let mut ttls: Vec<Duration> = group.iter().filter_map(|v| v.ttl).collect();
+    let mut ttls: Vec<Duration> = group.iter().filter_map(|h| h.ttl).collect();
     ttls.sort_unstable_by(|a, b| b.cmp(a));
     Holding::Held {
-        mine: group.iter().all(|v| v.mine),
+        mine: group.iter().all(|h| h.mine),
         expires_in: ttls.get(majority - 1).copied(),
         holder: group
             .iter()
-            .map(|v| v.holder.clone())
+            .map(|h| h.holder.clone())
             .find(|h| !h.is_empty())
             .unwrap_or_default(),
     }
+}
+
+/// The value most items share (the lowest of those tied), if there are any: the slot most nodes
+/// granted, or the limit most nodes store.
+pub fn most_granted<T: Copy + Ord>(items: impl Iterator<Item = T>) -> Option<T> {
+    let mut items: Vec<T> = items.collect();
+    items.sort_unstable();
+    items
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run.len(), std::cmp::Reverse(run[0])))
+        .max()
+        .map(|(_, std::cmp::Reverse(value))| value)
+}
+
+/// Every holder a majority of `n` nodes agrees on, judged place by place from the views of the
+/// nodes that answered: the exclusive lock, each slot, and each shared holder (by token digest).
+pub fn occupants(n: usize, answered: &[&NodeView]) -> Vec<Occupant> {
+    let mut places: Vec<(Place, Option<&str>)> = answered
+        .iter()
+        .flat_map(|v| v.holds.iter())
+        .map(|h| match h.place {
+            Place::Shared => (Place::Shared, Some(h.digest.as_str())),
+            place => (place, None),
+        })
+        .collect();
+    places.sort_unstable();
+    places.dedup();
+    places
+        .into_iter()
+        .filter_map(|(place, digest)| {
+            let there: Vec<Option<&Hold>> = answered
+                .iter()
+                .map(|v| {
+                    v.holds
+                        .iter()
+                        .find(|h| h.place == place && digest.is_none_or(|d| h.digest == d))
+                })
+                .collect();
+            match holding(n, &there) {
+                Holding::Held {
+                    mine,
+                    expires_in,
+                    holder,
+                } => Some(Occupant {
+                    place,
+                    mine,
+                    expires_in,
+                    holder,
+                }),
+                Holding::Free | Holding::Split => None,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -184,38 +241,31 @@ mod tests {
     }
 
     /// A node holding the lock for `digest` with `ttl_ms` left.
-    fn held(digest: &str, ttl_ms: u64, mine: bool) -> NodeView {
-        NodeView {
+    fn held(digest: &str, ttl_ms: u64, mine: bool) -> Hold {
+        Hold {
+            place: super::super::Place::Exclusive,
             ttl: Some(Duration::from_millis(ttl_ms)),
-            digest: Some(digest.to_owned()),
+            digest: digest.to_owned(),
             mine,
-            fence: Some(1),
             holder: vec![("host".to_owned(), format!("host-of-{digest}"))],
         }
     }
 
-    fn free() -> NodeView {
-        NodeView {
-            ttl: None,
-            digest: None,
-            mine: false,
-            fence: Some(1),
-            holder: Vec::new(),
-        }
-    }
+    /// A node that answered and does not hold it.
+    const FREE: Option<&Hold> = None;
 
     #[test]
     fn one_node_holds_the_lock_or_it_is_free() {
         let a = held("a", 900, true);
         let Holding::Held {
             mine, expires_in, ..
-        } = holding(1, &[&a])
+        } = holding(1, &[Some(&a)])
         else {
             panic!("one node holding it is a majority of one");
         };
         assert!(mine);
         assert_eq!(expires_in, Some(900 * MS));
-        assert_eq!(holding(1, &[&free()]), Holding::Free);
+        assert_eq!(holding(1, &[FREE]), Holding::Free);
     }
 
     #[test]
@@ -227,7 +277,7 @@ mod tests {
         );
         let Holding::Held {
             expires_in, holder, ..
-        } = holding(3, &[&b, &a1, &a2])
+        } = holding(3, &[Some(&b), Some(&a1), Some(&a2)])
         else {
             panic!("two of three nodes agree on a");
         };
@@ -238,24 +288,65 @@ mod tests {
     #[test]
     fn holders_without_a_majority_leave_the_lock_split_and_silent_nodes_count_against() {
         let (a, b) = (held("a", 500, false), held("b", 500, false));
-        assert_eq!(holding(3, &[&a, &b, &free()]), Holding::Split);
-        assert_eq!(holding(5, &[&a, &a, &b, &b, &free()]), Holding::Split);
+        assert_eq!(holding(3, &[Some(&a), Some(&b), FREE]), Holding::Split);
         assert_eq!(
-            holding(3, &[&a]),
+            holding(5, &[Some(&a), Some(&a), Some(&b), Some(&b), FREE]),
+            Holding::Split
+        );
+        assert_eq!(
+            holding(3, &[Some(&a)]),
             Holding::Split,
             "two of three did not answer"
         );
-        assert_eq!(holding(3, &[&free(), &free()]), Holding::Free);
+        assert_eq!(holding(3, &[FREE, FREE]), Holding::Free);
+    }
+
+    #[test]
+    fn the_slot_most_nodes_granted_wins_and_ties_go_to_the_lowest() {
+        assert_eq!(most_granted([2, 0, 2].into_iter()), Some(2));
+        assert_eq!(most_granted([1, 0].into_iter()), Some(0));
+        assert_eq!(most_granted(std::iter::empty::<u32>()), None);
+    }
+
+    #[test]
+    fn every_place_a_majority_agrees_on_is_an_occupant() {
+        let hold = |place, digest: &str| Hold {
+            place,
+            ..held(digest, 500, false)
+        };
+        let view = |holds: Vec<Hold>| NodeView {
+            fence: Some(1),
+            limit: Some(3),
+            exclusive_waiting: false,
+            holds,
+        };
+        // Slot 0 agreed by all three, slot 1 by one node only, two shared holders by two nodes.
+        let a = view(vec![
+            hold(Place::Slot(0), "a"),
+            hold(Place::Slot(1), "b"),
+            hold(Place::Shared, "r1"),
+        ]);
+        let b = view(vec![
+            hold(Place::Slot(0), "a"),
+            hold(Place::Shared, "r1"),
+            hold(Place::Shared, "r2"),
+        ]);
+        let c = view(vec![hold(Place::Slot(0), "a"), hold(Place::Shared, "r2")]);
+        let found: Vec<Place> = occupants(3, &[&a, &b, &c])
+            .iter()
+            .map(|o| o.place)
+            .collect();
+        assert_eq!(found, [Place::Slot(0), Place::Shared, Place::Shared]);
     }
 
     #[test]
     fn the_lease_is_mine_only_if_every_node_of_the_majority_says_so() {
         let (mine, theirs) = (held("a", 500, true), held("a", 500, false));
-        let judged = |views: &[&NodeView]| match holding(3, views) {
+        let judged = |views: &[Option<&Hold>]| match holding(3, views) {
             Holding::Held { mine, .. } => mine,
             other => panic!("{other:?}"),
         };
-        assert!(judged(&[&mine, &mine, &free()]));
-        assert!(!judged(&[&mine, &theirs, &free()]));
+        assert!(judged(&[Some(&mine), Some(&mine), FREE]));
+        assert!(!judged(&[Some(&mine), Some(&theirs), FREE]));
     }
 }

@@ -337,8 +337,8 @@ fn the_minimal_acl_is_enough_for_redlock_over_three_nodes() {
 }
 
 /// Uses lock `key` through `urls` the way rlock's users do: two runs (a new fence counter, then
-/// an increment), a lease by hand (acquire, status, extend), and a run that waits for it with
-/// `--wait`. Stops at the first step that fails.
+/// an increment), a lease by hand (acquire, status, extend), a run that waits for it with
+/// `--wait`, and a shared lease by hand. Stops at the first step that fails.
 fn exercise(urls: &str, key: &str) {
     let step = |subcommand: &str, args: &[&str]| {
         with_env_url(subcommand, urls)
@@ -360,7 +360,19 @@ fn exercise(urls: &str, key: &str) {
         return;
     }
     // Busy: the waiter subscribes, then takes the lock when the lease runs out.
-    step("run", &["-w", "5s", "--", "true"]);
+    if step("run", &["-w", "5s", "--", "true"]).code() != Some(0) {
+        return;
+    }
+    // Shared holders: a sorted set of leases and a hash of their records.
+    let shared = step("acquire", &["--shared", "-t", "300ms"]);
+    let token = shared.stdout.trim();
+    if shared.code() != Some(0)
+        || step("status", &[]).code() != Some(0)
+        || step("extend", &["-t", "300ms", "--token", token]).code() != Some(0)
+    {
+        return;
+    }
+    step("release", &["--token", token]);
 }
 
 #[test]

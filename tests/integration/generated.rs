@@ -47,6 +47,20 @@ const COMMAND_ENVIRONMENT: &[(&str, &str)] = &[
     ("RLOCK_PREFIX", "the prefix of the lock's Redis keys"),
     ("RLOCK_TTL", "the lease TTL"),
     (
+        "RLOCK_MODE",
+        "exclusive, shared (with --shared) or limit (with --limit N, N > 1)",
+    ),
+    (
+        "RLOCK_SLOT",
+        "which of the lock's places the command holds, 0 to N-1 with --limit N (0 when \
+         exclusive; not set when shared). A resource checks fences per slot",
+    ),
+    (
+        "RLOCK_LIMIT",
+        "how many holders the lock admits at once: N with --limit N, 1 when exclusive; not set \
+         when shared",
+    ),
+    (
         "RLOCK_TLS_CA",
         "the --tls-ca file as an absolute path, when one was given",
     ),

@@ -27,8 +27,8 @@ const GIVE_UP: Duration = Duration::from_secs(3);
 /// The most memory rlock may use in these tests; it needs a few MiB.
 const MAX_RSS_KIB: u64 = 64 * 1024;
 
-/// The status script's answer for a free lock: `{-2, '', 0, '', {}}`.
-const FREE: &[u8] = b"*5\r\n:-2\r\n$0\r\n\r\n:0\r\n$0\r\n\r\n*0\r\n";
+/// The status script's answer for a free lock: `{'', '', -2, {}}` (no fence, no limit, no waiter).
+const FREE: &[u8] = b"*4\r\n$0\r\n\r\n$0\r\n\r\n:-2\r\n*0\r\n";
 
 /// A fake server: `serve(n, stream)` plays its part on the `n`th connection (from 0), each on a
 /// thread of its own. The listener lives until the test process ends.
@@ -367,7 +367,7 @@ fn a_server_that_stalls_mid_hold_stops_the_command_and_rlock_exits() {
         while request(&mut stream) {
             if !answered {
                 answered = true;
-                let _ = stream.write_all(b"*3\r\n:1\r\n$1\r\n7\r\n$-1\r\n");
+                let _ = stream.write_all(b"*4\r\n:1\r\n$1\r\n7\r\n$-1\r\n:0\r\n");
                 continue;
             }
             for _ in 0..1000 {

@@ -55,7 +55,8 @@ const POLL: Duration = Duration::from_millis(10);
 /// makes the line safe to run again on an existing user. Replace `PASSWORD`.
 pub const MINIMAL_ACL: &str = "ACL SETUSER rlock reset on >PASSWORD ~rlock:* &rlock:* \
      +evalsha +script|load +get +set +del +exists +incr +pexpire +pttl +time +hset +hgetall \
-     +publish +subscribe +unsubscribe +punsubscribe +info";
+     +hget +hdel +zadd +zrem +zscore +zcard +zrange +zrangebyscore +publish +subscribe \
+     +unsubscribe +punsubscribe +info";
 
 /// Why the TLS tests cannot run here, or `None` if they can.
 pub fn tls_unavailable() -> Option<String> {
