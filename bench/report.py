@@ -14,8 +14,9 @@ Every ratio is computed here, from numbers of the same run. Inputs, all in DIR:
   wait-*.json              handoff.py results: handoff1, handoff3, takeover, load
   peer-*.json              peer_redis_py.py results: handoff, load (absent if the peer was
                            unavailable: meta.tsv then has peer_unavailable)
-  modes.json               hyperfine --export-json: plain, limit and shared on 1 and 5 nodes,
-                           busy5 (3 of 4 slots held), and plain, busy, shared on 5 slow nodes
+  modes-round-*.json       hyperfine --export-json, one per round: plain, limit and shared on 1
+                           and 5 nodes, busy5 (3 of 4 slots held), and plain, busy, shared on 5
+                           slow nodes
   modes-*.json             modes.py results: {plain,limit,shared}-{n1,n5}
 
 Usage: report.py DIR
@@ -51,6 +52,17 @@ class Results:
             results = json.load(f)["results"]
         return {r["command"]: 1000 * (r.get("median") or statistics.median(r["times"]))
                 for r in results}
+
+    def hyperfine_rounds(self, pattern):
+        """{command name: median in ms} over the runs of every hyperfine export matching
+        `pattern`, pooled, and how many runs that is per command."""
+        times = {}
+        for name in sorted(glob.glob(self.path(pattern))):
+            with open(name) as f:
+                for result in json.load(f)["results"]:
+                    times.setdefault(result["command"], []).extend(result["times"])
+        return ({k: 1000 * statistics.median(v) for k, v in times.items()},
+                min(len(v) for v in times.values()))
 
     def json(self, name):
         with open(self.path(name)) as f:
@@ -327,7 +339,7 @@ def modes_rows(r):
     rtt = 2 * float(meta["delay_ms"])
     limit = int(meta["mode_limit"])
     others = limit - 1
-    m = r.hyperfine("modes.json")
+    m, runs = r.hyperfine_rounds("modes-round-*.json")
 
     def timed(rid, what, name, base):
         value = m[name]
@@ -388,8 +400,8 @@ def modes_rows(r):
         slow("g10", f"--shared, {others} holders, N=5 all +{rtt:g} ms RTT", "shared-slow5",
              "shared5"),
     ]
-    return (f"g. lock modes vs a plain lock, side by side (hyperfine median of {meta['runs']}; "
-            f"requests: {meta['mode_grants']} grants, MONITOR)", rows)
+    return (f"g. lock modes vs a plain lock, side by side (hyperfine median of {runs} in "
+            f"{meta['mode_rounds']} rounds; requests: {meta['mode_grants']} grants, MONITOR)", rows)
 
 
 def p99_rank(n):
@@ -448,7 +460,10 @@ def notes(r):
         "starting half a backstop period after it subscribed; 'before' counts from its launch "
         "until then. f5, f6: redis-py's Lock (bench/peer_redis_py.py) on both sides, timed "
         "in-process, so its handoff has no launch in it; it retries SET NX PX every 0.1 s.",
-        "g: one hyperfine batch, plain rows and mode rows side by side. g1, g2: nothing else "
+        f"g: plain and mode rows side by side in {meta['mode_rounds']} rounds of hyperfine runs "
+        "(every command a few runs in turn, the order reversed every other round, the first "
+        "round with the full warm-up), pooled: a load that drifts during the batch then weighs "
+        "on both sides of a ratio alike. g1, g2: nothing else "
         f"holds the lock, so slot 0 is free. g5, g10 and the request counts: {others} other "
         f"leases held by hand (`rlock acquire --limit {meta['mode_limit']}` / `--shared`, "
         "-t 10m) all along, released after; g5, g10 go through the slow proxies to the same five "
