@@ -54,15 +54,15 @@ class Results:
                 for r in results}
 
     def hyperfine_rounds(self, pattern):
-        """{command name: median in ms} over the runs of every hyperfine export matching
-        `pattern`, pooled, and how many runs that is per command."""
+        """The runs of every hyperfine export matching `pattern`, pooled: {command name: (mean,
+        median) in ms}, and how many runs that is per command."""
         times = {}
         for name in sorted(glob.glob(self.path(pattern))):
             with open(name) as f:
                 for result in json.load(f)["results"]:
                     times.setdefault(result["command"], []).extend(result["times"])
-        return ({k: 1000 * statistics.median(v) for k, v in times.items()},
-                min(len(v) for v in times.values()))
+        return ({k: (1000 * statistics.mean(v), 1000 * statistics.median(v))
+                 for k, v in times.items()}, min(len(v) for v in times.values()))
 
     def json(self, name):
         with open(self.path(name)) as f:
@@ -339,13 +339,16 @@ def modes_rows(r):
     rtt = 2 * float(meta["delay_ms"])
     limit = int(meta["mode_limit"])
     others = limit - 1
-    m, runs = r.hyperfine_rounds("modes-round-*.json")
+    pooled, runs = r.hyperfine_rounds("modes-round-*.json")
+    m = {k: mean for k, (mean, _) in pooled.items()}
 
     def timed(rid, what, name, base):
         value = m[name]
         sign = "+" if value >= m[base] else ""
+        medians = pooled[name][1], pooled[base][1]
         return (rid, what, ms(value), f"plain {ms(m[base])}", sign + ms(value - m[base]),
-                f"{value / m[base]:.2f}x", ratio_target(value, m[base], 1.2))
+                f"{value / m[base]:.2f}x", f"{ratio_target(value, m[base], 1.2)}; medians "
+                f"{ms(medians[0])} vs {ms(medians[1])} = {medians[0] / medians[1]:.2f}x")
 
     def per_node(name, phase):
         """(mean, min, max) over the nodes of requests per round, the requests by command per
@@ -400,7 +403,7 @@ def modes_rows(r):
         slow("g10", f"--shared, {others} holders, N=5 all +{rtt:g} ms RTT", "shared-slow5",
              "shared5"),
     ]
-    return (f"g. lock modes vs a plain lock, side by side (hyperfine median of {runs} in "
+    return (f"g. lock modes vs a plain lock, side by side (hyperfine mean of {runs} in "
             f"{meta['mode_rounds']} rounds; requests: {meta['mode_grants']} grants, MONITOR)", rows)
 
 
