@@ -5,6 +5,7 @@
 pub mod acquire;
 pub mod completions;
 pub mod extend;
+mod nested;
 pub mod release;
 pub mod run;
 pub mod status;

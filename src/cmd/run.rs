@@ -23,8 +23,10 @@ use crate::supervise::{self, Outcome, Stopped, Wake};
 
 /// Runs the command under the lock; returns the exit status.
 pub fn run(settings: &RunSettings) -> Result<u8> {
-    let (events, mut inbox) = super::events()?;
     let s = &settings.lock;
+    // Before any signal handler or thread: the command may take rlock's place.
+    super::nested::pass_through(s, &settings.program, &settings.args)?;
+    let (events, mut inbox) = super::events()?;
     if let Some(signal) = settings
         .jitter
         .and_then(|jitter| wait::sleep_jitter(jitter, &mut inbox))

@@ -104,7 +104,7 @@ fn duration(d: Duration) -> String {
 }
 
 /// A holder record in words: host, pid, command, since.
-fn who(holder: &[(String, String)]) -> String {
+pub(crate) fn who(holder: &[(String, String)]) -> String {
     if holder.is_empty() {
         return "?".to_owned();
     }

@@ -580,6 +580,24 @@ impl Lock {
         Released { deleted, failures }
     }
 
+    /// Breaks the lock: ends every hold of it on every node, whatever the token (`--force`).
+    /// Returns how many holds each node ended, or its failure, node by node.
+    pub fn break_lock(&mut self) -> Vec<(String, Result<i64, NodeError>)> {
+        let deadline = clock::now() + self.timeout;
+        let slots = self.mode.limit().unwrap_or(0).to_string();
+        let Lock { keys, nodes, .. } = self;
+        let channel = keys.released.as_str();
+        let replies = node::on_all(nodes, |_, node| {
+            let keys = [keys.lock.as_str()];
+            Some(node.eval::<i64>(&scripts::BREAK, &keys, &[channel, &slots], deadline))
+        });
+        self.nodes
+            .iter()
+            .zip(replies)
+            .map(|(node, reply)| (node.name().to_owned(), reply.expect("no node is skipped")))
+            .collect()
+    }
+
     /// Reads the lock's state on every node; `token`, if given, is recognised as the caller's.
     /// [`LeaseError::Unreachable`] when fewer than a majority answered.
     pub fn status(&mut self, token: Option<&str>) -> Result<LockStatus, LeaseError> {

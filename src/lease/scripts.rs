@@ -343,3 +343,28 @@ return 1
 ",
     )
 });
+
+/// Break the lock: delete every hold of it (exclusive, every slot, every shared holder) and the
+/// exclusive waiter's mark, whatever the tokens, and announce it. An operator's action for a stuck
+/// lock; the fence counter is left alone, so a resource that checks fences refuses the old holder
+/// once a later one has used it.
+///
+/// `KEYS`: lock. `ARGV`: release channel, the number of slots to clear at least. Returns how many
+/// holds it ended.
+pub static BREAK: LazyLock<Script> = LazyLock::new(|| {
+    with_prelude(
+        r"
+local ended = redis.call('EXISTS', base)
+redis.call('DEL', base, base .. ':holder')
+local n = math.max(tonumber(redis.call('GET', limitk) or '0') or 0, tonumber(ARGV[2]) or 0)
+for i = 0, n - 1 do
+  ended = ended + redis.call('EXISTS', slot_key(i))
+  redis.call('DEL', slot_key(i), slot_key(i) .. ':holder')
+end
+ended = ended + redis.call('ZCARD', readers)
+redis.call('DEL', limitk, readers, rholders, intent)
+if ended > 0 then redis.call('PUBLISH', ARGV[1], '') end
+return ended
+",
+    )
+});

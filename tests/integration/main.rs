@@ -16,6 +16,7 @@ mod install;
 mod messages;
 mod misbehaving;
 mod modes;
+mod operating;
 mod redlock;
 mod run;
 mod servers;
