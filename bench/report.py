@@ -14,6 +14,10 @@ Every ratio is computed here, from numbers of the same run. Inputs, all in DIR:
   wait-*.json              handoff.py results: handoff1, handoff3, takeover, load
   peer-*.json              peer_redis_py.py results: handoff, load (absent if the peer was
                            unavailable: meta.tsv then has peer_unavailable)
+  modes-round-*.json       hyperfine --export-json, one per round: plain, limit and shared on 1
+                           and 5 nodes, busy5 (3 of 4 slots held), and plain, busy, shared on 5
+                           slow nodes
+  modes-*.json             modes.py results: {plain,limit,shared}-{n1,n5}
 
 Usage: report.py DIR
 """
@@ -48,6 +52,17 @@ class Results:
             results = json.load(f)["results"]
         return {r["command"]: 1000 * (r.get("median") or statistics.median(r["times"]))
                 for r in results}
+
+    def hyperfine_rounds(self, pattern):
+        """The runs of every hyperfine export matching `pattern`, pooled: {command name: (mean,
+        median) in ms}, and how many runs that is per command."""
+        times = {}
+        for name in sorted(glob.glob(self.path(pattern))):
+            with open(name) as f:
+                for result in json.load(f)["results"]:
+                    times.setdefault(result["command"], []).extend(result["times"])
+        return ({k: (1000 * statistics.mean(v), 1000 * statistics.median(v))
+                 for k, v in times.items()}, min(len(v) for v in times.values()))
 
     def json(self, name):
         with open(self.path(name)) as f:
@@ -246,6 +261,7 @@ def build_rows(r):
     ]))
 
     groups.append(waiting_rows(r))
+    groups.append(modes_rows(r))
     return groups
 
 
@@ -317,6 +333,80 @@ def waiting_rows(r):
     return title, rows
 
 
+def modes_rows(r):
+    """Section g: --limit and --shared next to a plain lock; what a grant sends to each node."""
+    meta = r.meta
+    rtt = 2 * float(meta["delay_ms"])
+    limit = int(meta["mode_limit"])
+    others = limit - 1
+    pooled, runs = r.hyperfine_rounds("modes-round-*.json")
+    m = {k: mean for k, (mean, _) in pooled.items()}
+
+    def timed(rid, what, name, base):
+        value = m[name]
+        sign = "+" if value >= m[base] else ""
+        medians = pooled[name][1], pooled[base][1]
+        return (rid, what, ms(value), f"plain {ms(m[base])}", sign + ms(value - m[base]),
+                f"{value / m[base]:.2f}x", f"{ratio_target(value, m[base], 1.2)}; medians "
+                f"{ms(medians[0])} vs {ms(medians[1])} = {medians[0] / medians[1]:.2f}x")
+
+    def per_node(name, phase):
+        """(mean, min, max) over the nodes of requests per round, the requests by command per
+        round and node, and the commands their scripts ran per round and node."""
+        d = r.json(f"modes-{name}.json")
+        rounds, nodes = d["grants"], d["nodes"]
+        each = [sum(n[phase]["requests"].values()) / rounds for n in nodes]
+        by_command, script = {}, 0
+        for n in nodes:
+            for k, v in n[phase]["requests"].items():
+                by_command[k] = by_command.get(k, 0) + v
+            script += sum(n[phase]["script"].values())
+        scale = rounds * len(nodes)
+        words = ", ".join(f"{v / scale:.2f} {k.upper()}" for k, v in
+                          sorted(by_command.items(), key=lambda kv: -kv[1])) or "nothing"
+        return statistics.mean(each), min(each), max(each), words, script / scale, d
+
+    def requests(rid, what, name, base):
+        mean, low, high, words, script, d = per_node(name, "acquire")
+        b_mean, _, _, _, b_script, _ = per_node(base, "acquire")
+        run = per_node(name, "run")[0]
+        b_run = per_node(base, "run")[0]
+        spread = f" (nodes: {low:.2f}-{high:.2f})" if len(d["nodes"]) > 1 else ""
+        note = (f"{target(high, 1, 'per node', at_most=True)}; {words}{spread}, running "
+                f"{script:.1f} commands (plain {b_script:.1f}); whole run {run:.2f} "
+                f"(plain {b_run:.2f})")
+        if d["slots"]:
+            note += f"; slot {', '.join(map(str, sorted(set(d['slots']))))}"
+        return (rid, what, f"{mean:.2f} /node", f"plain {b_mean:.2f} /node",
+                f"{mean - b_mean:+.2f}", ratio(mean, b_mean), note)
+
+    def slow(rid, what, name, fast):
+        ours = (m[name] - m[fast]) / rtt
+        theirs = (m["plain-slow5"] - m["plain5"]) / rtt
+        row = timed(rid, what, name, "plain-slow5")
+        return row[:6] + (f"{ours:.1f} vs plain {theirs:.1f} slow RTTs in series",)
+
+    lim = f"--limit {limit}"
+    rows = [
+        timed("g1", f"{lim} -- true, free slot, 1 node", "limit1", "plain1"),
+        timed("g2", f"{lim} -- true, free slot, N=5", "limit5", "plain5"),
+        requests("g3", f"{lim}, {others} busy: requests per grant, 1 node", "limit-n1",
+                 "plain-n1"),
+        requests("g4", f"{lim}, {others} busy: requests per grant, N=5", "limit-n5", "plain-n5"),
+        slow("g5", f"{lim}, {others} busy, N=5 all +{rtt:g} ms RTT", "busy-slow5", "busy5"),
+        timed("g6", f"--shared -- true, {others} shared holders, 1 node", "shared1", "plain1"),
+        timed("g7", f"--shared -- true, {others} shared holders, N=5", "shared5", "plain5"),
+        requests("g8", f"--shared, {others} holders: requests per grant, 1 node", "shared-n1",
+                 "plain-n1"),
+        requests("g9", f"--shared, {others} holders: requests per grant, N=5", "shared-n5",
+                 "plain-n5"),
+        slow("g10", f"--shared, {others} holders, N=5 all +{rtt:g} ms RTT", "shared-slow5",
+             "shared5"),
+    ]
+    return (f"g. lock modes vs a plain lock, side by side (hyperfine mean of {runs} in "
+            f"{meta['mode_rounds']} rounds; requests: {meta['mode_grants']} grants, MONITOR)", rows)
+
+
 def p99_rank(n):
     """Which sample nearest-rank p99 is, in words."""
     rank = math.ceil(0.99 * n)
@@ -326,6 +416,7 @@ def p99_rank(n):
 def notes(r):
     meta = r.meta
     h1 = r.json("wait-handoff1.json")
+    others = int(meta["mode_limit"]) - 1
     extensions = r.count_lines("load.stderr", r"\bextended\b")
     return [
         f"a: hyperfine -N, {meta['warmup']} warm-up runs, all rows of a in one batch. One run = "
@@ -372,6 +463,19 @@ def notes(r):
         "starting half a backstop period after it subscribed; 'before' counts from its launch "
         "until then. f5, f6: redis-py's Lock (bench/peer_redis_py.py) on both sides, timed "
         "in-process, so its handoff has no launch in it; it retries SET NX PX every 0.1 s.",
+        f"g: plain and mode rows side by side in {meta['mode_rounds']} rounds of hyperfine runs "
+        "(every command a few runs in turn, the order reversed every other round, the first "
+        "round with the full warm-up), pooled: a load that drifts during the batch then weighs "
+        "on both sides of a ratio alike. g1, g2: nothing else "
+        f"holds the lock, so slot 0 is free. g5, g10 and the request counts: {others} other "
+        f"leases held by hand (`rlock acquire --limit {meta['mode_limit']}` / `--shared`, "
+        "-t 10m) all along, released after; g5, g10 go through the slow proxies to the same five "
+        "nodes and count slow RTTs against their own fast runs, as c5, c6 do. Requests: "
+        "bench/modes.py reads MONITOR on every node while `rlock acquire --format shell` grants, "
+        "`rlock release` (in what acquire printed) releases, and `rlock -- true` runs, each after "
+        "uncounted warm-up rounds: a line from a client is a request, a line from `lua` a command "
+        "run inside its script. 'per grant' is the acquire alone; 'whole run' is grant and "
+        "release. Target: one request per node per grant, with all slots judged in one script.",
         "Loopback only, one shared machine: read ratios within a run, not absolute numbers across "
         "machines. a1 and c1 time the same command in two batches: their gap gauges this run's "
         "noise.",

@@ -456,7 +456,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__release)
-            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --token --help"
+            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --token --force --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -59,7 +59,7 @@ complete -c rlock -n "__fish_rlock_needs_command" -s V -l version -d 'Print vers
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "run" -d 'Run a command while holding the lock (what rlock alone does).'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "acquire" -d 'Take the lease and print it, for scripts that release it later (rlock release).'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "extend" -d 'Extend a lease you hold to a fresh TTL.'
-complete -c rlock -n "__fish_rlock_needs_command" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node).'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -140,6 +140,7 @@ complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-insecure -d 
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s q -l quiet -d 'Print no warnings (errors are always printed)'
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l force -d 'Break the lock: end every hold of it on every node, whatever its token (an operator\'s action for a stuck lock; the holder, if alive, is not told)'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
@@ -162,7 +163,7 @@ complete -c rlock -n "__fish_rlock_using_subcommand completions" -s h -l help -d
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "run" -d 'Run a command while holding the lock (what rlock alone does).'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "acquire" -d 'Take the lease and print it, for scripts that release it later (rlock release).'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "extend" -d 'Extend a lease you hold to a fresh TTL.'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node).'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
 complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

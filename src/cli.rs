@@ -108,15 +108,20 @@ pub enum Command {
     #[command(verbatim_doc_comment, after_long_help = exit::help())]
     Extend(TokenArgs),
 
-    /// Release a lease you hold (compare-and-delete on every node).
+    /// Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).
     ///
     /// Exit 0 when released; 3 when the lease was not yours: then nothing is deleted.
+    ///
+    /// With --force, an operator ends every hold of the lock on every node, whoever holds it, and
+    /// rlock prints whose lease it ended. The fence counter is left alone: if the old holder is
+    /// still alive, a fenced resource refuses it once a later holder has used the resource.
     ///
     /// Example:
     ///
     ///   $ rlock release -k deploy --token "$token"
+    ///   $ rlock release -k nightly-report --force
     #[command(verbatim_doc_comment, after_long_help = exit::help())]
-    Release(TokenArgs),
+    Release(ReleaseArgs),
 
     /// Show whether the lock is held, by whom, for how long, and the latest fence.
     ///
@@ -213,6 +218,19 @@ pub struct TokenArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
+}
+
+/// Options of `release`.
+#[derive(Args, Debug)]
+pub struct ReleaseArgs {
+    /// The lock and the caller's token.
+    #[command(flatten)]
+    pub lease: TokenArgs,
+
+    /// Break the lock: end every hold of it on every node, whatever its token (an operator's
+    /// action for a stuck lock; the holder, if alive, is not told).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Options of `status`.

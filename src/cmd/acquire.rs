@@ -31,6 +31,7 @@ pub fn acquire(args: &AcquireArgs) -> Result<u8> {
         Acquired::Busy(expires_in) => {
             return Ok(super::busy(
                 &s.key,
+                s.mode,
                 expires_in,
                 args.wait.conflict_exit_code,
             ));

@@ -5,6 +5,7 @@
 pub mod acquire;
 pub mod completions;
 pub mod extend;
+mod nested;
 pub mod release;
 pub mod run;
 pub mod status;
@@ -18,7 +19,7 @@ use crate::config::LockSettings;
 use crate::events::Event;
 use crate::exit;
 use crate::inbox::{self, Inbox};
-use crate::lease::{Grant, LeaseError};
+use crate::lease::{Grant, LeaseError, Mode};
 use crate::log::{self, Level};
 use crate::signals::{self, Caught};
 
@@ -73,20 +74,30 @@ pub(crate) fn lease_env(s: &LockSettings, grant: &Grant) -> Vec<(&'static str, S
 /// the `RLOCK_REDIS` that [`lease_env`] sets, and `rlock` commands inside would refuse both.
 pub(crate) const LEASE_ENV_UNSET: [&str; 1] = ["RLOCK_REDIS_FILE"];
 
-/// Says that lock `key` is busy (unless `-q`, or `-E 0` asked for a silent skip); returns `code`.
-pub(crate) fn busy(key: &str, expires_in: Option<Duration>, code: u8) -> u8 {
+/// Says that lock `key`, taken in `mode`, is busy (unless `-q`, or `-E 0` asked for a silent
+/// skip); returns `code`.
+pub(crate) fn busy(key: &str, mode: Mode, expires_in: Option<Duration>, code: u8) -> u8 {
     if code != 0 && log::enabled(Level::Normal) {
-        let until = expires_in.map_or_else(String::new, |d| {
-            format!(
-                " (its lease runs for up to {} more)",
-                humantime::format_duration(round_ms(d))
-            )
-        });
-        log::emit(
-            Level::Normal,
-            false,
-            format_args!("lock '{key}' is held by someone else{until}"),
-        );
+        let left = |what: &str| {
+            expires_in.map_or_else(String::new, |d| {
+                format!(" ({what} {} more)", humantime::format_duration(round_ms(d)))
+            })
+        };
+        let message = match mode {
+            Mode::Exclusive => format!(
+                "lock '{key}' is held by someone else{}",
+                left("its lease runs for up to")
+            ),
+            Mode::Shared => format!(
+                "lock '{key}' is held exclusively, or an exclusive waiter is next{}",
+                left("for up to")
+            ),
+            Mode::Limit(n) => format!(
+                "all {n} places of lock '{key}' are held{}",
+                left("the first frees up in at most")
+            ),
+        };
+        log::emit(Level::Normal, false, format_args!("{message}"));
     }
     code
 }

@@ -23,8 +23,10 @@ use crate::supervise::{self, Outcome, Stopped, Wake};
 
 /// Runs the command under the lock; returns the exit status.
 pub fn run(settings: &RunSettings) -> Result<u8> {
-    let (events, mut inbox) = super::events()?;
     let s = &settings.lock;
+    // Before any signal handler or thread: the command may take rlock's place.
+    super::nested::pass_through(s, &settings.program, &settings.args)?;
+    let (events, mut inbox) = super::events()?;
     if let Some(signal) = settings
         .jitter
         .and_then(|jitter| wait::sleep_jitter(jitter, &mut inbox))
@@ -43,7 +45,12 @@ pub fn run(settings: &RunSettings) -> Result<u8> {
     let grant = match wait::take(&mut lock, &holder, settings.wait, &events, &mut inbox)? {
         Acquired::Granted(grant) => grant,
         Acquired::Busy(expires_in) => {
-            return Ok(super::busy(&s.key, expires_in, settings.conflict_exit_code));
+            return Ok(super::busy(
+                &s.key,
+                s.mode,
+                expires_in,
+                settings.conflict_exit_code,
+            ));
         }
         Acquired::Interrupted(signal) => return Ok(signal.exit_status()),
     };

@@ -104,7 +104,7 @@ fn duration(d: Duration) -> String {
 }
 
 /// A holder record in words: host, pid, command, since.
-fn who(holder: &[(String, String)]) -> String {
+pub(crate) fn who(holder: &[(String, String)]) -> String {
     if holder.is_empty() {
         return "?".to_owned();
     }
@@ -253,6 +253,34 @@ mod tests {
         );
         assert_eq!(v["expires_in_ms"], 1500);
         assert_eq!(v["fence"], "7", "a string, exact beyond 2^53");
+    }
+
+    #[test]
+    fn every_holder_of_a_limited_lock_gets_a_line_with_its_slot() {
+        let mut state = held_by(&[("host", "web1"), ("pid", "1"), ("command", "backup")]);
+        state.limit = Some(3);
+        let mut other = state.occupants[0].clone();
+        other.mine = true;
+        other.place = Place::Slot(2);
+        state.occupants[0].place = Place::Slot(0);
+        state.occupants.push(other);
+        let text = plain("nas", &state);
+        assert!(
+            text.starts_with("lock 'nas' is held by 2 holders (limit 3), you among them\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\n  slot 0:       web1 pid 1 (backup), since ?, expires in 1s 500ms\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("slot 2:") && text.contains("(you)\n"),
+            "{text}"
+        );
+        let v = as_json("nas", &state);
+        assert_eq!(v["holders"][1]["slot"], 2);
+        assert_eq!(v["mode"], "limit");
+        assert_eq!(v["holder"], Value::Null, "no single exclusive holder");
     }
 
     #[test]

@@ -34,6 +34,19 @@
 //! and every grant increments each of them alike, so in steady state a Redlock grant costs one
 //! round trip, as on a single node.
 //!
+//! # Lock modes
+//! One counter serves every mode and slot of a lock. The argument above needs only this: on the
+//! shared node X, the later grant G2 was refused while G1's hold was present. That is true whenever
+//! G1 and G2 *conflict*: the same slot of a limited lock, an exclusive grant and any other, since
+//! the acquire script refuses a slot that is held, an exclusive grant while a shared holder is live,
+//! and a shared grant while the exclusive lock is held. Phase two confirms the token still holds
+//! its place on X ([`COMMIT_FENCE`](super::scripts::COMMIT_FENCE) looks for it in every mode). So
+//! a grant that follows a conflicting one carries a larger fence. Holds that do not conflict (two
+//! slots, two shared holders) may overlap in time, so "later" means nothing for them: on one node
+//! their fences differ (one `INCR` each), over a quorum they may be equal. A resource therefore
+//! checks fences per slot, or, for shared locks, exclusive accesses against every access and shared
+//! accesses against exclusive ones (the README's table).
+//!
 //! Its assumption: a node does not lose acknowledged writes. A node that restarts empty recovers
 //! through the `TIME` floor only if its clock has moved forward past the fences it handed out.
 

@@ -534,6 +534,15 @@ impl Lock {
             let keys = [keys.lock.as_str()];
             Some(node.eval::<i64>(&scripts::EXTEND, &keys, &[token, &ttl_ms], deadline))
         });
+        // Only the nodes that hold the token in one and the same place count as extending it.
+        let place = quorum::most_granted(replies.iter().filter_map(|r| match r {
+            Some(Ok(p)) if *p >= 0 => Some(*p),
+            _ => None,
+        }));
+        let replies = replies
+            .into_iter()
+            .map(|r| r.map(|r| r.map(|p| i64::from(Some(p) == place))))
+            .collect();
         let (yes, no, failures) = tally(&self.nodes, replies);
         let extension = match quorum::judge(self.nodes.len(), yes, no) {
             Verdict::Kept => match quorum::validity(ttl, clock::now().since(sent)) {
@@ -569,6 +578,24 @@ impl Lock {
         });
         let (deleted, _, failures) = tally(&self.nodes, replies);
         Released { deleted, failures }
+    }
+
+    /// Breaks the lock: ends every hold of it on every node, whatever the token (`--force`).
+    /// Returns how many holds each node ended, or its failure, node by node.
+    pub fn break_lock(&mut self) -> Vec<(String, Result<i64, NodeError>)> {
+        let deadline = clock::now() + self.timeout;
+        let slots = self.mode.limit().unwrap_or(0).to_string();
+        let Lock { keys, nodes, .. } = self;
+        let channel = keys.released.as_str();
+        let replies = node::on_all(nodes, |_, node| {
+            let keys = [keys.lock.as_str()];
+            Some(node.eval::<i64>(&scripts::BREAK, &keys, &[channel, &slots], deadline))
+        });
+        self.nodes
+            .iter()
+            .zip(replies)
+            .map(|(node, reply)| (node.name().to_owned(), reply.expect("no node is skipped")))
+            .collect()
     }
 
     /// Reads the lock's state on every node; `token`, if given, is recognised as the caller's.
@@ -809,6 +836,41 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn a_limit_mismatch_names_both_values_and_the_fix() {
+        let lock = |mode| {
+            let urls = ["redis://127.0.0.1:7001".to_owned()];
+            Lock::new(
+                "nas",
+                "rlock:",
+                mode,
+                &urls,
+                Duration::from_secs(1),
+                &Tls::default(),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            lock(Mode::Limit(4)).mismatch("3"),
+            "lock 'nas' is limited to 3 holders, not 4: every user of a lock must give the same --limit"
+        );
+        assert_eq!(
+            lock(Mode::Limit(4)).mismatch("shared"),
+            "lock 'nas' is held as a shared lock, not one limited to 4 holders: every user of a \
+             lock must give the same --limit"
+        );
+        assert!(
+            lock(Mode::Exclusive)
+                .mismatch("3")
+                .ends_with("cannot be taken without --limit: every user of a lock must give the same --limit (--limit 3)")
+        );
+        assert!(
+            lock(Mode::Shared)
+                .mismatch("3")
+                .contains("cannot be taken --shared")
+        );
     }
 
     #[test]

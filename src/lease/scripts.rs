@@ -224,29 +224,33 @@ return 1
 
 /// Compare-and-`PEXPIRE`: push the lease's expiry out only if the lock still holds our token.
 ///
-/// `KEYS`: lock. `ARGV`: token, ttl in ms. Returns 1 if extended, 0 if the lock is no longer ours.
-/// The token is looked for in every mode (exclusive, shared, every slot), so a script that took
-/// a lease with `--shared` or `--limit` extends it without repeating the option. It never creates
-/// a lock that is gone: a lease that lapsed stays lapsed.
+/// `KEYS`: lock. `ARGV`: token, ttl in ms. Returns where the token holds the lock (its slot, 0
+/// when exclusive or shared), or -1 if the lock is no longer ours. The token is looked for in
+/// every mode, so a script that took a lease with `--shared` or `--limit` extends it without
+/// repeating the option; the client counts only the nodes that agree on one slot, so a grant of
+/// another slot that an undo could not reach never passes for a vote. It never creates a lock that
+/// is gone: a lease that lapsed stays lapsed.
 pub static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     with_prelude(
         r"
 local token, ttl = ARGV[1], tonumber(ARGV[2])
 local at = find(token)
-if not at then return 0 end
+if not at then return -1 end
 if at == 'x' then
   redis.call('PEXPIRE', base .. ':holder', ttl)
-  return redis.call('PEXPIRE', base, ttl)
+  redis.call('PEXPIRE', base, ttl)
+  return 0
 end
 if at == 's' then
   local now = now_ms()
   redis.call('ZADD', readers, 'XX', now + ttl, token)
   readers_expire(now)
-  return 1
+  return 0
 end
 redis.call('PEXPIRE', slot_key(at) .. ':holder', ttl)
 if redis.call('PTTL', limitk) < ttl then redis.call('PEXPIRE', limitk, ttl) end
-return redis.call('PEXPIRE', slot_key(at), ttl)
+redis.call('PEXPIRE', slot_key(at), ttl)
+return at
 ",
     )
 });
@@ -336,6 +340,31 @@ if redis.call('GET', intent) ~= ARGV[1] then return 0 end
 redis.call('DEL', intent)
 redis.call('PUBLISH', ARGV[2], '')
 return 1
+",
+    )
+});
+
+/// Break the lock: delete every hold of it (exclusive, every slot, every shared holder) and the
+/// exclusive waiter's mark, whatever the tokens, and announce it. An operator's action for a stuck
+/// lock; the fence counter is left alone, so a resource that checks fences refuses the old holder
+/// once a later one has used it.
+///
+/// `KEYS`: lock. `ARGV`: release channel, the number of slots to clear at least. Returns how many
+/// holds it ended.
+pub static BREAK: LazyLock<Script> = LazyLock::new(|| {
+    with_prelude(
+        r"
+local ended = redis.call('EXISTS', base)
+redis.call('DEL', base, base .. ':holder')
+local n = math.max(tonumber(redis.call('GET', limitk) or '0') or 0, tonumber(ARGV[2]) or 0)
+for i = 0, n - 1 do
+  ended = ended + redis.call('EXISTS', slot_key(i))
+  redis.call('DEL', slot_key(i), slot_key(i) .. ':holder')
+end
+ended = ended + redis.call('ZCARD', readers)
+redis.call('DEL', limitk, readers, rholders, intent)
+if ended > 0 then redis.call('PUBLISH', ARGV[1], '') end
+return ended
 ",
     )
 });

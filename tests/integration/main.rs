@@ -15,6 +15,8 @@ mod generated;
 mod install;
 mod messages;
 mod misbehaving;
+mod modes;
+mod operating;
 mod redlock;
 mod run;
 mod servers;
