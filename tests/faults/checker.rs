@@ -812,7 +812,8 @@ mod tests {
             limited(3, "0", 200, 300),
         ];
         let f = check(&crossing, Resource::Limited, &[]);
-        assert_eq!(f.mode_violations.len(), 2, "{:?}", f.mode_violations); // three, and slot 0 twice
+        // Three inside, and slot 0 twice.
+        assert_eq!(f.mode_violations.len(), 2, "{:?}", f.mode_violations);
     }
 
     #[test]

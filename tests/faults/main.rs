@@ -5,10 +5,10 @@
 //! fault-injecting proxy per node, and K client loops per lock that run `rlock` around a
 //! read-modify-write of a set kept in files ([`workload`], `resource.py`): one lock guards a fenced
 //! resource, the other an unfenced one; a third is taken with `--limit 2` (a fenced set per slot),
-//! a fourth by `--shared` readers and exclusive writers. A first phase runs without faults; then the [`nemesis`]
-//! pauses, kills and skews nodes, partitions and delays them, and pauses and skews clients, while
-//! the [`monitor`] watches the lock keys on every node. At the end the [`checker`] decides and the
-//! [`report`] prints one table.
+//! a fourth by `--shared` readers and exclusive writers. A first phase runs without faults; then
+//! the [`nemesis`] pauses, kills and skews nodes, partitions and delays them, and pauses and skews
+//! clients, while the [`monitor`] watches the lock keys on every node. At the end the [`checker`]
+//! decides and the [`report`] prints one table.
 //!
 //! `cargo test` runs the short form (about half a minute, fixed seed, every fault kind); the long
 //! form is `scripts/faults` (see `tests/faults/README.md`).
