@@ -435,12 +435,32 @@ fn details(findings: &checker::Findings, runs: &[workload::Acquisition]) -> Stri
             run.stderr.trim().replace('\n', " / ")
         );
     }
-    for k in findings.kills.iter().filter(|k| k.outlived_lease) {
+    // The kill with the least lease left, within the assumptions: the one to read when the
+    // table's smallest margin looks low.
+    let closest = findings
+        .kills
+        .iter()
+        .filter(|k| k.outside.is_none() && !k.outlived_lease)
+        .filter(|k| k.margin_ms.is_some())
+        .min_by(|a, b| {
+            a.margin_ms
+                .partial_cmp(&b.margin_ms)
+                .expect("margins are numbers")
+        });
+    for k in findings
+        .kills
+        .iter()
+        .filter(|k| k.outlived_lease)
+        .chain(closest)
+    {
+        let run = runs.iter().find(|r| r.id == k.id).expect("a kill is a run");
         let _ = writeln!(
             out,
-            "kill of run {}: {} processes, dead {:?} ms after the kill, margin to lease end {:?} \
-             ms, to next holder {:?} ms, {}",
+            "kill of run {} ({}, {}): {} processes, dead {:?} ms after the kill, margin to lease \
+             end {:?} ms, to next holder {:?} ms, {}",
             k.id,
+            run.resource.name(),
+            run.mode.env(),
             k.members,
             k.latency_ms,
             k.margin_ms,
