@@ -583,7 +583,12 @@ fn check_fences(runs: &[Acquisition], resource: Resource, violations: &mut Vec<S
     // A fenced resource's accepted writes (each slot's, for a limited lock), in the order they
     // happened (under its flock).
     if resource != Resource::Unfenced {
-        let slot = |r: &Acquisition| r.grant.as_ref().and_then(Grant::slot);
+        // Per slot for a limited lock only: rlock gives exclusive holders RLOCK_SLOT=0 too.
+        let slot = |r: &Acquisition| {
+            (r.resource == Resource::Limited)
+                .then(|| r.grant.as_ref().and_then(Grant::slot))
+                .flatten()
+        };
         let mut resources: Vec<(Phase, Option<usize>)> = granted
             .iter()
             .map(|r| (r.phase, slot(r)))
