@@ -21,6 +21,7 @@ mod redlock;
 mod run;
 mod servers;
 mod signals;
+mod standby;
 mod support;
 mod terminal;
 mod waiting;
