@@ -27,8 +27,6 @@ const MARGIN: Duration = Duration::from_secs(1);
 const SOON: Duration = Duration::from_secs(5);
 /// The lock every runner asks for.
 const KEY: &str = "svc";
-/// The channel on which rlock announces the release of [`KEY`], and its waiters listen.
-const RELEASED: &str = "rlock:{svc}:released";
 
 /// The stand-in daemon, `sh DAEMON LOG`. At its start it notes, for every daemon that `LOG` says
 /// started before it, whether that one is still alive (a zombie is dead: it runs no code), then
@@ -176,9 +174,9 @@ fn ms(from: f64, to: f64) -> i64 {
     ((to - from) * 1000.0).round() as i64
 }
 
-/// How many clients listen for releases of the lock: the runners that are waiting for it.
-fn waiting(redis: &RedisServer) -> i64 {
-    match redis.cmd(&["PUBSUB", "NUMSUB", RELEASED]) {
+/// How many clients listen for releases of lock `key`: the runners that are waiting for it.
+pub fn waiting(redis: &RedisServer, key: &str) -> i64 {
+    match redis.cmd(&["PUBSUB", "NUMSUB", &format!("rlock:{{{key}}}:released")]) {
         redis::Value::Array(reply) => match reply.get(1) {
             Some(redis::Value::Int(n)) => *n,
             other => panic!("PUBSUB NUMSUB answered {other:?}"),
@@ -191,7 +189,7 @@ fn waiting(redis: &RedisServer) -> i64 {
 #[track_caller]
 fn wait_for_waiting(redis: &RedisServer, n: i64) {
     wait_for(&format!("{n} runner(s) to wait for the lock"), SOON, || {
-        waiting(redis) == n
+        waiting(redis, KEY) == n
     });
 }
 
