@@ -16,7 +16,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::support::{RedisServer, RunningRlock, on, process_gone, temp_dir, wait_for};
+use crate::support::{RedisServer, RunningRlock, on, process_gone, rlock, temp_dir, wait_for};
 
 /// The lease's TTL in these tests: short, so that a takeover comes quickly.
 const TTL: Duration = Duration::from_secs(2);
@@ -336,6 +336,56 @@ fn a_paused_active_rlock_loses_its_daemon_to_the_guardian_and_the_standby_takes_
     );
     restarted.signal(Signal::SIGTERM);
     restarted
+        .wait_timeout(SOON)
+        .expect("rlock exits")
+        .assert_success();
+}
+
+#[test]
+fn a_broken_lock_starts_the_standby_at_once_and_stops_the_old_daemon_within_a_third_of_the_ttl() {
+    let redis = RedisServer::start();
+    let daemons = Daemons::new();
+    let mut active = daemons.runner(&redis);
+    let first = daemons.wait_for_start(1, SOON);
+    let mut standby = daemons.runner(&redis);
+    wait_for_waiting(&redis, 1);
+
+    // An operator breaks the lock (or Redis loses it): nothing stops the old daemon until its
+    // rlock's next extension, at most TTL/3 later, finds the lease gone.
+    let broken = uptime();
+    rlock()
+        .args(["release", "-r", &redis.url(), "-k", KEY, "--force"])
+        .output()
+        .assert_success();
+    let second = daemons.wait_for_start(2, SOON);
+    assert!(
+        second.fence > first.fence,
+        "the new term's fence {} is not above the old one's {}\n{}",
+        second.fence,
+        first.fence,
+        daemons.shown()
+    );
+    let out = active
+        .wait_timeout(TTL + SOON)
+        .expect("the old rlock exits");
+    out.assert_code(124);
+    let stopped = daemons
+        .stopped_at(first.pid)
+        .expect("the old daemon is stopped with SIGTERM, which it records");
+    eprintln!(
+        "standby after release --force (TTL {TTL:?}): new daemon started {} ms after the break, \
+         old daemon stopped {} ms after it: {} ms of overlap",
+        ms(broken, second.at),
+        ms(broken, stopped),
+        ms(second.at, stopped).max(0)
+    );
+    assert!(
+        ms(broken, stopped) <= i64::try_from((TTL / 3 + MARGIN).as_millis()).unwrap(),
+        "the old daemon outlived the break by more than TTL/3 + {MARGIN:?}\n{}",
+        daemons.shown()
+    );
+    standby.signal(Signal::SIGTERM);
+    standby
         .wait_timeout(SOON)
         .expect("rlock exits")
         .assert_success();
