@@ -9,14 +9,19 @@
 //! the daemons themselves, not by a test that might look too late.
 
 use std::fs;
+use std::os::unix::process::CommandExt as _;
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::support::{RedisServer, RunningRlock, on, process_gone, rlock, temp_dir, wait_for};
+use crate::support::{
+    RedisServer, RunningRlock, on, process_gone, rlock, temp_dir, wait_for, wait_or_kill,
+    without_rlock_env,
+};
 
 /// The lease's TTL in these tests: short, so that a takeover comes quickly.
 const TTL: Duration = Duration::from_secs(2);
@@ -389,4 +394,83 @@ fn a_broken_lock_starts_the_standby_at_once_and_stops_the_old_daemon_within_a_th
         .wait_timeout(SOON)
         .expect("rlock exits")
         .assert_success();
+}
+
+/// Kills a process group on drop: the shell and the runners it left in the background (their
+/// guardians then stop the daemons), whatever the test did before it failed.
+struct GroupKiller(Pid);
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        let _ = killpg(self.0, Signal::SIGKILL);
+    }
+}
+
+/// The README's block marked `readme-standby`.
+fn readme_block() -> String {
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    readme
+        .split("<!-- readme-standby")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md has the marked standby block")
+        .to_owned()
+}
+
+/// The numbers after `label` in `text`, in order.
+fn numbers_after(text: &str, label: &str) -> Vec<u64> {
+    text.split(label)
+        .skip(1)
+        .map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().expect("a number")
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_standby_demo_runs_as_written_and_hands_over_with_a_higher_fence() {
+    let redis = RedisServer::start();
+    let bin = temp_dir();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_rlock"), bin.path().join("rlock")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let stdout = tempfile::NamedTempFile::new().expect("a stdout file");
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &readme_block()])
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .stdout(stdout.reopen().expect("reopen the stdout file"))
+        .process_group(0);
+    without_rlock_env(&mut cmd).env("RLOCK_REDIS", redis.url());
+    let mut demo = cmd.spawn().expect("sh runs");
+    let _runners = GroupKiller(Pid::from_raw(demo.id().try_into().unwrap()));
+    let status = wait_or_kill(
+        &mut demo,
+        Duration::from_secs(30),
+        "the README's standby demo",
+    );
+    assert!(status.success(), "{status}");
+    // The second runner stops in the background after the block's last `kill`.
+    wait_for("the last runner to release the lock", SOON, || {
+        !redis.exists("rlock:{svc}")
+    });
+    let out = fs::read_to_string(stdout.path()).expect("read the demo's output");
+    let fences = numbers_after(&out, ", fence ");
+    let holders = numbers_after(&out, " pid ");
+    let latest = numbers_after(&out, "latest fence: ");
+    assert_eq!(fences.len(), 2, "two daemons, one after the other\n{out}");
+    assert!(
+        fences[1] > fences[0],
+        "the new term's fence is higher\n{out}"
+    );
+    assert_eq!(latest, fences, "status shows each term's fence\n{out}");
+    // Each daemon prints its own pid; status shows each holder's rlock, a different one.
+    assert_eq!(holders.len(), 4, "{out}");
+    assert_ne!(holders[1], holders[3], "status names the new holder\n{out}");
 }
