@@ -19,7 +19,8 @@
 //! - [`fence`]: the fencing-token scheme and its argument;
 //! - [`node`]: one node and its requests, [`endpoint`]: the ways to reach it, [`conn`]: the socket
 //!   and its deadlines;
-//! - [`watch`]: hearing about releases, so that waiters retry at once.
+//! - [`watch`]: hearing about releases, so that waiters retry at once;
+//! - [`scan`]: which locks exist on the nodes, for `list`.
 
 pub mod conn;
 pub mod endpoint;
@@ -27,6 +28,7 @@ pub mod fence;
 pub mod node;
 pub mod quorum;
 pub mod reply;
+pub mod scan;
 pub mod scripts;
 pub mod watch;
 
@@ -234,6 +236,8 @@ pub struct Occupant {
     pub expires_in: Option<Duration>,
     /// Its holder record, if recorded.
     pub holder: Vec<(String, String)>,
+    /// A digest of its token, as the nodes compare holders (never the token).
+    pub digest: String,
 }
 
 /// The lock's state across its nodes, for `status`.

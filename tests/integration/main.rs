@@ -13,6 +13,7 @@ mod examples;
 mod fixture;
 mod generated;
 mod install;
+mod list;
 mod messages;
 mod misbehaving;
 mod modes;
