@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::servers::{Cluster, cluster_unavailable};
+use crate::servers::{Cluster, add_minimal_acl_user, cluster_unavailable};
 use crate::support::{RedisServer, RunOutput, rlock, skip};
 
 /// `rlock SUBCOMMAND -r URL... ARGS...`, run to completion.
@@ -251,6 +251,22 @@ fn in_a_cluster_the_locks_on_every_primary_are_found() {
     let out = rlock()
         .args(["list", "-r", &seed, "--format", "json"])
         .output();
+    out.assert_success().assert_stderr_empty();
+    assert_eq!(names(&json_of(&out)), expected);
+
+    // The README's ACL: the minimal one, and +cluster|slots to find the primaries.
+    for node in &cluster.nodes {
+        add_minimal_acl_user(node, "pw");
+    }
+    let as_user = format!("redis://rlock:pw@{}", cluster.seed().addr());
+    let as_user = || rlock().arg("list").env("RLOCK_REDIS", &as_user);
+    let out = as_user().output();
+    out.assert_code(69)
+        .assert_stderr_contains("permission denied");
+    for node in &cluster.nodes {
+        node.cmd(&["ACL", "SETUSER", "rlock", "+cluster|slots"]);
+    }
+    let out = as_user().args(["--format", "json"]).output();
     out.assert_success().assert_stderr_empty();
     assert_eq!(names(&json_of(&out)), expected);
 }
