@@ -140,7 +140,7 @@ pub enum Command {
     /// Finds the locks with SCAN, 100 keys a call, so that a large Redis is never blocked (after
     /// 30s it stops and says so), then judges each lock as status does: by a majority of the
     /// nodes, on every primary of a Redis Cluster. A lock held on too few nodes to count shows as
-    /// split. PATTERN is a glob on the lock names: *, ?, [abc]. Read only.
+    /// minority. PATTERN is a glob on the lock names: *, ?, [abc]. Read only.
     ///
     /// Exit 0 when some lock is held, 3 when none is, 69 when too few nodes can be read to tell.
     ///
