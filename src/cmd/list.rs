@@ -58,7 +58,14 @@ fn plain(listing: &Listing, nodes: usize, prefix: &str) -> String {
     }
     let mut rows =
         vec![["LOCK", "MODE", "HOLDER", "SINCE", "TTL", "FENCE", "NODES"].map(str::to_owned)];
-    rows.extend(listing.locks.iter().map(|l| row(l, nodes)));
+    // Names and records come from Redis, where anyone with write access may have put control
+    // characters: they must not move the reader's cursor or recolour their terminal.
+    rows.extend(
+        listing
+            .locks
+            .iter()
+            .map(|l| row(l, nodes).map(|cell| cell.replace(char::is_control, "?"))),
+    );
     let columns = if nodes > 1 { 7 } else { 6 };
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))

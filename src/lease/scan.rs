@@ -212,7 +212,13 @@ fn scan_node(
         Some(ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. }) => host.clone(),
         _ => String::new(),
     };
-    for (host, port) in primaries(slots) {
+    let primaries = primaries(slots);
+    if primaries.is_empty() {
+        found
+            .gaps
+            .push(format!("{}: the cluster names no primary", node.name()));
+    }
+    for (host, port) in primaries {
         // An empty address means "the one you asked" (cluster-preferred-endpoint-type).
         let host = if host.is_empty() { &seed_host } else { &host };
         let Some(mut primary) = node.at(host, port) else {
@@ -457,6 +463,84 @@ mod tests {
         }
         let long = "a".repeat(1000);
         assert!(!glob("*a*a*a*a*a*a*a*a*b", &long), "and in linear time");
+    }
+
+    /// A lock on three nodes whose holds are `views` (`None`: the node did not answer), judged
+    /// as `status` judges it.
+    fn listed(views: &[Option<Vec<(super::super::Place, &str)>>]) -> Listed {
+        use super::super::{Hold, NodeView};
+        let views: Vec<(String, Result<NodeView, NodeError>)> = views
+            .iter()
+            .map(|holds| {
+                let view = holds.as_ref().map(|holds| NodeView {
+                    fence: Some(1),
+                    limit: None,
+                    exclusive_waiting: false,
+                    holds: holds
+                        .iter()
+                        .map(|&(place, digest)| Hold {
+                            place,
+                            ttl: Some(Duration::from_secs(1)),
+                            digest: digest.to_owned(),
+                            mine: false,
+                            holder: Vec::new(),
+                        })
+                        .collect(),
+                });
+                ("node".to_owned(), view.ok_or(NodeError::Refused))
+            })
+            .collect();
+        let answered: Vec<&super::super::NodeView> =
+            views.iter().filter_map(|(_, v)| v.as_ref().ok()).collect();
+        Listed {
+            key: "job".to_owned(),
+            status: LockStatus {
+                occupants: quorum::occupants(views.len(), &answered),
+                limit: None,
+                exclusive_waiting: false,
+                fence: Some(1),
+                nodes: views,
+            },
+        }
+    }
+
+    #[test]
+    fn agreeing_counts_the_nodes_that_hold_what_the_majority_holds() {
+        use super::super::Place::{Exclusive, Shared};
+        let held = listed(&[
+            Some(vec![(Exclusive, "a")]),
+            Some(vec![(Exclusive, "a")]),
+            Some(vec![]),
+        ]);
+        assert!(held.held());
+        assert_eq!(held.agreeing(), 2);
+        let shared = listed(&[
+            Some(vec![(Shared, "r1"), (Shared, "r2")]),
+            Some(vec![(Shared, "r2"), (Shared, "r1")]),
+            None,
+        ]);
+        assert_eq!((shared.held(), shared.agreeing()), (true, 2));
+        let extra = listed(&[
+            Some(vec![(Shared, "r1")]),
+            Some(vec![(Shared, "r1"), (Shared, "r9")]),
+            Some(vec![(Shared, "r1")]),
+        ]);
+        assert_eq!(
+            extra.agreeing(),
+            2,
+            "a node with a holder of its own disagrees"
+        );
+        let minority = listed(&[
+            Some(vec![(Exclusive, "a")]),
+            Some(vec![(Exclusive, "b")]),
+            Some(vec![]),
+        ]);
+        assert!(!minority.held());
+        assert_eq!(
+            minority.agreeing(),
+            1,
+            "the most nodes any one holder is on"
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `rlock list` (issue 17): every lock held under the prefix, found with `SCAN` and judged by
 //! majority as `status` judges one lock; on one node, a Redlock set and every primary of a Cluster.
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::servers::{Cluster, add_minimal_acl_user, cluster_unavailable};
@@ -153,6 +155,22 @@ fn with_no_lock_held_it_exits_3() {
 }
 
 #[test]
+fn a_name_with_control_characters_cannot_reach_the_terminal_as_them() {
+    let server = [RedisServer::start()];
+    server[0].set("rlock:{evil\u{1b}[31m\nx}", "planted by hand");
+    let out = on_all("list", &server, &[]);
+    out.assert_success();
+    assert!(!out.stdout.contains('\u{1b}'), "{out}");
+    assert!(line_of(&out, "evil?[31m?x").contains("exclusive"), "{out}");
+    let out = on_all("list", &server, &["--format", "json"]);
+    assert_eq!(
+        names(&json_of(&out)),
+        ["evil\u{1b}[31m\nx"],
+        "JSON escapes them"
+    );
+}
+
+#[test]
 fn thousands_of_unrelated_keys_are_scanned_in_small_steps_and_never_with_keys() {
     let server = [RedisServer::start()];
     let pairs: Vec<String> = (0..5000)
@@ -269,4 +287,30 @@ fn in_a_cluster_the_locks_on_every_primary_are_found() {
     let out = as_user().args(["--format", "json"]).output();
     out.assert_success().assert_stderr_empty();
     assert_eq!(names(&json_of(&out)), expected);
+
+    // A primary that does not answer: the others' locks are listed, with a warning that the list
+    // may miss some; and "none held" is never said while a primary is unread.
+    let paused = &cluster.nodes[2];
+    let pid = Pid::from_raw(i32::try_from(paused.pid()).expect("a pid"));
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP a cluster node");
+    let out = rlock()
+        .args(["list", "-r", &seed, "--format", "json"])
+        .output();
+    let _ = kill(pid, Signal::SIGCONT);
+    out.assert_success().assert_stderr_contains(&format!(
+        "warning: the list may miss locks: redis://127.0.0.1:{}: no answer within",
+        paused.port()
+    ));
+    let found = names(&json_of(&out));
+    let on_paused = cluster.lock_name_on(paused, "job");
+    assert!(
+        found.len() == 2 && !found.contains(&on_paused),
+        "{found:?}\n{out}"
+    );
+    assert_eq!(json_of(&out)["complete"], false);
+    kill(pid, Signal::SIGSTOP).expect("SIGSTOP a cluster node");
+    let out = rlock().args(["list", "-r", &seed, "weekly-*"]).output();
+    let _ = kill(pid, Signal::SIGCONT);
+    out.assert_code(69)
+        .assert_stderr_contains("cannot tell whether any lock is held");
 }
