@@ -244,7 +244,7 @@ pub fn list(args: &ListArgs) -> Result<ListSettings> {
             prefix: args.prefix.clone(),
             mode: Mode::Exclusive,
             urls,
-            // Its tenth, clamped, is every request's deadline: the one lease commands have by default.
+            // Only its node timeout is used: every request's deadline, as lease commands have it.
             ttl: LIST_TTL,
             tls,
         },

@@ -27,7 +27,12 @@ pub fn list(args: &ListArgs) -> Result<u8> {
     let listing = lock.list(&s.lock.prefix, s.pattern.as_deref())?;
     let nodes = lock.node_count();
     match args.format {
-        StatusFormat::Plain => out::print(&plain(&listing, nodes, &s.lock.prefix)),
+        StatusFormat::Plain => out::print(&plain(
+            &listing,
+            nodes,
+            &s.lock.prefix,
+            s.pattern.as_deref(),
+        )),
         StatusFormat::Json => out::print(&format!(
             "{}\n",
             as_list_json(&listing, &s.lock.prefix, s.pattern.as_deref())
@@ -52,9 +57,14 @@ pub fn list(args: &ListArgs) -> Result<u8> {
 }
 
 /// One line per lock, under a header; the NODES column only when there are several nodes.
-fn plain(listing: &Listing, nodes: usize, prefix: &str) -> String {
+fn plain(listing: &Listing, nodes: usize, prefix: &str, pattern: Option<&str>) -> String {
     if listing.locks.is_empty() {
-        return format!("no lock is held under prefix '{prefix}'\n");
+        if listing.incomplete.is_some() {
+            // Nothing found is not "none held" here: the error says why it cannot tell.
+            return String::new();
+        }
+        let matching = pattern.map_or_else(String::new, |p| format!(" matching '{p}'"));
+        return format!("no lock is held under prefix '{prefix}'{matching}\n");
     }
     let mut rows =
         vec![["LOCK", "MODE", "HOLDER", "SINCE", "TTL", "FENCE", "NODES"].map(str::to_owned)];
@@ -96,8 +106,8 @@ fn row(listed: &Listed, nodes: usize) -> [String; 7] {
             format!("limit {limit} ({} held)", occupants.len())
         }
     };
-    // A lock held on a minority is described by what a node that answered holds: who left it, and how long
-    // until it lapses.
+    // A lock held on a minority is described by what a node that answered holds: who left it,
+    // and how long until it lapses.
     let minority: Option<&Hold> = state
         .nodes
         .iter()
@@ -162,8 +172,8 @@ fn rounded(d: Duration) -> Duration {
     }
 }
 
-/// One JSON object: each lock as `status --format json` prints it, with `minority` (held by no majority) and `agreeing`,
-/// and whether the listing is complete.
+/// One JSON object: each lock as `status --format json` prints it, with `minority` (held by no
+/// majority) and `agreeing`, and whether the listing is complete.
 fn as_list_json(listing: &Listing, prefix: &str, pattern: Option<&str>) -> Value {
     let locks: Vec<Value> = listing
         .locks

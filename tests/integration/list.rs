@@ -94,7 +94,9 @@ fn a_pattern_lists_only_the_locks_whose_names_match() {
     assert_eq!(names(&json_of(&out)), ["nightly-backup", "nightly-report"]);
     let out = on_all("list", &server, &["[d]eploy", "--format", "json"]);
     assert_eq!(names(&json_of(&out)), ["deploy"]);
-    on_all("list", &server, &["weekly-*"]).assert_code(3);
+    on_all("list", &server, &["weekly-*"])
+        .assert_code(3)
+        .assert_stdout_eq("no lock is held under prefix 'rlock:' matching 'weekly-*'\n");
 }
 
 #[test]
@@ -313,4 +315,5 @@ fn in_a_cluster_the_locks_on_every_primary_are_found() {
     let _ = kill(pid, Signal::SIGCONT);
     out.assert_code(69)
         .assert_stderr_contains("cannot tell whether any lock is held");
+    assert_eq!(out.stdout, "", "no 'no lock is held' either\n{out}");
 }
