@@ -109,7 +109,8 @@ impl Listed {
 
 impl Lock {
     /// Every lock under `prefix` whose name matches the glob `pattern` (all, if none) and that
-    /// some node holds, each judged by [`Lock::status`]. This lock's own name is not used; it is
+    /// some node holds, each judged by [`Lock::status`] (but a node that failed its scan is taken
+    /// to fail again, not asked once per lock). This lock's own name is not used; it is
     /// left pointing at the last lock read. [`LeaseError::Unreachable`] when fewer than a
     /// majority of the nodes could be read, or a lock could not be judged.
     pub fn list(&mut self, prefix: &str, pattern: Option<&str>) -> Result<Listing, LeaseError> {
@@ -122,17 +123,21 @@ impl Lock {
         let (n, majority) = (self.nodes.len(), quorum::majority(self.nodes.len()));
         let (mut names, mut gaps, mut failures, mut whole) =
             (BTreeSet::new(), Vec::new(), Vec::new(), 0);
-        for (node, scan) in self.nodes.iter().zip(scans) {
+        let mut silent = Vec::new();
+        for (i, (node, scan)) in self.nodes.iter().zip(scans).enumerate() {
             match scan.expect("no node is skipped") {
                 Ok(found) => {
                     whole += usize::from(found.gaps.is_empty());
                     names.extend(found.names);
                     gaps.extend(found.gaps);
                 }
-                Err(e) => failures.push(format!("{}: {e}", node.name())),
+                Err(e) => {
+                    failures.push(format!("{}: {e}", node.name()));
+                    silent.push((i, e));
+                }
             }
         }
-        if n - failures.len() < majority {
+        if n - silent.len() < majority {
             let list = failures.join("; ");
             return Err(LeaseError::Unreachable(if n == 1 {
                 format!("cannot read the locks on Redis: {list}")
@@ -140,12 +145,12 @@ impl Lock {
                 format!(
                     "cannot read the locks on a majority of Redis nodes ({} of {n} answered, \
                      {majority} needed): {list}",
-                    n - failures.len()
+                    n - silent.len()
                 )
             }));
         }
-        let mut incomplete = (whole < majority).then(|| gaps.join("; "));
         failures.extend(gaps);
+        let mut incomplete = (whole < majority).then(|| failures.join("; "));
         names.retain(|name: &String| pattern.is_none_or(|p| glob(p, name)));
         let mut locks = Vec::new();
         for (read, name) in names.iter().enumerate() {
@@ -160,7 +165,7 @@ impl Lock {
             }
             self.key.clone_from(name);
             self.keys = Keys::new(prefix, name);
-            let status = self.status(None)?;
+            let status = self.status_but(None, &silent)?;
             // Gone since the scan (released, expired), or shared holders whose leases all ran out.
             let any = status
                 .nodes

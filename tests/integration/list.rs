@@ -250,6 +250,33 @@ fn a_node_down_leaves_a_list_with_a_warning_and_a_majority_down_exits_69() {
 }
 
 #[test]
+fn a_paused_node_costs_one_timeout_not_one_per_lock() {
+    let servers = RedisServer::start_many(3);
+    let keys: Vec<String> = (0..12).map(|i| format!("job-{i}")).collect();
+    for key in &keys {
+        take(&servers, key, &[]);
+    }
+    servers[2].pause();
+    // One second a request (the default TTL's tenth): one for the scan, none per lock after it.
+    let out = on_all("list", &servers, &["--format", "json"]);
+    servers[2].resume();
+    out.assert_success()
+        .assert_stderr_contains("no answer within 1s");
+    assert_eq!(names(&json_of(&out)).len(), keys.len(), "{out}");
+    assert!(
+        out.elapsed < std::time::Duration::from_secs(6),
+        "12 locks would take 12 timeouts if each asked the paused node\n{out}"
+    );
+    let node = &json_of(&out)["locks"][0]["nodes"][2];
+    assert!(
+        node["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no answer")),
+        "{node}"
+    );
+}
+
+#[test]
 fn in_a_cluster_the_locks_on_every_primary_are_found() {
     if let Some(why) = cluster_unavailable() {
         return skip(&why);
