@@ -6,7 +6,7 @@ use nix::unistd::Pid;
 use serde_json::Value;
 
 use crate::servers::{Cluster, add_minimal_acl_user, cluster_unavailable};
-use crate::support::{RedisServer, RunOutput, rlock, skip};
+use crate::support::{RedisServer, RunOutput, by_hand, json_of, rlock, skip};
 
 /// `rlock SUBCOMMAND -r URL... ARGS...`, run to completion.
 fn on_all(subcommand: &str, servers: &[RedisServer], args: &[&str]) -> RunOutput {
@@ -16,17 +16,14 @@ fn on_all(subcommand: &str, servers: &[RedisServer], args: &[&str]) -> RunOutput
 /// Takes lock `key` on `servers` for a minute, with `args` (`--shared`, `--limit 3`).
 #[track_caller]
 fn take(servers: &[RedisServer], key: &str, args: &[&str]) {
-    let out = on_all(
-        "acquire",
-        servers,
-        &[&["-k", key, "-t", "1m"], args].concat(),
-    );
-    out.assert_success();
+    by_hand("acquire", servers, key, &[&["-t", "1m"], args].concat()).assert_success();
 }
 
-/// The one JSON object a `list --format json` run printed.
+/// The one JSON object a `list --format json` run that ended with `code` printed (`json_of` is
+/// for runs that succeed).
 #[track_caller]
-fn json_of(out: &RunOutput) -> Value {
+fn json_with(out: &RunOutput, code: i32) -> Value {
+    out.assert_code(code);
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("one JSON object ({e})\n{out}"))
 }
 
@@ -147,8 +144,7 @@ fn with_no_lock_held_it_exits_3() {
     out.assert_code(3).assert_stderr_empty();
     assert_eq!(out.stdout, "no lock is held under prefix 'rlock:'\n");
     let out = on_all("list", &server, &["--format", "json"]);
-    out.assert_code(3);
-    assert_eq!(json_of(&out)["locks"], serde_json::json!([]));
+    assert_eq!(json_with(&out, 3)["locks"], serde_json::json!([]));
     let other = on_all("list", &server, &["--prefix", "other:", "--format", "json"]);
     assert_eq!(
         names(&json_of(&other)),
@@ -226,8 +222,7 @@ fn redlock_lists_a_lock_held_on_a_minority_as_not_held() {
     );
 
     let only = on_all("list", &servers, &["stale", "--format", "json"]);
-    only.assert_code(3);
-    let v = json_of(&only);
+    let v = json_with(&only, 3);
     assert_eq!(v["locks"][0]["held"], false);
     assert_eq!(v["locks"][0]["minority"], true);
     assert_eq!(v["locks"][0]["agreeing"], 1);
