@@ -22,7 +22,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::support::{
-    RedisServer, RunningRlock, on, process_gone, rlock, temp_dir, wait_for, wait_or_kill,
+    RedisServer, RunningRlock, Servers, on, process_gone, rlock, temp_dir, wait_for, wait_or_kill,
     without_rlock_env,
 };
 
@@ -90,7 +90,7 @@ impl Daemons {
     }
 
     /// A standby runner: `rlock -k svc -w forever -t TTL -- sh DAEMON LOG`.
-    fn runner(&self, redis: &RedisServer) -> RunningRlock {
+    fn runner(&self, redis: &(impl Servers + ?Sized)) -> RunningRlock {
         let ttl = format!("{}ms", TTL.as_millis());
         on(redis)
             .args(["-k", KEY, "-w", "forever", "-t", &ttl, "--", "sh"])
@@ -226,14 +226,14 @@ fn takeover_bound_ms() -> i64 {
     i64::try_from((TTL + MARGIN).as_millis()).expect("a small duration")
 }
 
-#[test]
-fn killing_the_active_rlock_hands_the_service_to_a_standby_within_the_ttl() {
-    let redis = RedisServer::start();
+/// Two runners on `servers`; the active one's rlock gets `kill -9`.
+fn killing_the_active_rlock_hands_the_service_to_a_standby(servers: &[RedisServer]) {
+    let redis = &servers[0];
     let daemons = Daemons::new();
-    let mut active = daemons.runner(&redis);
+    let mut active = daemons.runner(servers);
     let first = daemons.wait_for_start(1, SOON);
-    let mut standby = daemons.runner(&redis);
-    wait_for_waiting(&redis, 1);
+    let mut standby = daemons.runner(servers);
+    wait_for_waiting(redis, 1);
 
     let killed = uptime();
     active.signal(Signal::SIGKILL);
@@ -252,8 +252,9 @@ fn killing_the_active_rlock_hands_the_service_to_a_standby_within_the_ttl() {
     );
     let takeover = ms(killed, second.at);
     eprintln!(
-        "standby after kill -9 (TTL {TTL:?}): old daemon stopped {} ms after the kill, \
-         new daemon started {takeover} ms after it",
+        "standby after kill -9 (TTL {TTL:?}, {} node(s)): old daemon stopped {} ms after the \
+         kill, new daemon started {takeover} ms after it",
+        servers.len(),
         ms(killed, stopped)
     );
     assert!(
@@ -275,7 +276,19 @@ fn killing_the_active_rlock_hands_the_service_to_a_standby_within_the_ttl() {
         "{}",
         daemons.shown()
     );
-    assert!(!redis.exists("rlock:{svc}"), "released on stop");
+    for server in servers {
+        assert!(!server.exists("rlock:{svc}"), "released on stop");
+    }
+}
+
+#[test]
+fn killing_the_active_rlock_hands_the_service_to_a_standby_within_the_ttl() {
+    killing_the_active_rlock_hands_the_service_to_a_standby(&[RedisServer::start()]);
+}
+
+#[test]
+fn killing_the_active_rlock_hands_the_service_to_a_standby_over_a_quorum() {
+    killing_the_active_rlock_hands_the_service_to_a_standby(&RedisServer::start_many(3));
 }
 
 #[test]
