@@ -60,6 +60,7 @@ Register-ArgumentCompleter -Native -CommandName 'rlock' -ScriptBlock {
             [CompletionResult]::new('extend', 'extend', [CompletionResultType]::ParameterValue, 'Extend a lease you hold to a fresh TTL.')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether the lock is held, by whom, for how long, and the latest fence.')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the locks held under the prefix: mode, holder, since when, TTL left, latest fence.')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -205,6 +206,22 @@ Register-ArgumentCompleter -Native -CommandName 'rlock' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             break
         }
+        'rlock;list' {
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum')
+            [CompletionResult]::new('--redis', '--redis', [CompletionResultType]::ParameterName, 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum')
+            [CompletionResult]::new('--redis-file', '--redis-file', [CompletionResultType]::ParameterName, 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others')
+            [CompletionResult]::new('--tls-ca', '--tls-ca', [CompletionResultType]::ParameterName, 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system''s roots')
+            [CompletionResult]::new('--tls-cert', '--tls-cert', [CompletionResultType]::ParameterName, 'Client certificate (PEM) for mutual TLS; needs --tls-key')
+            [CompletionResult]::new('--tls-key', '--tls-key', [CompletionResultType]::ParameterName, 'The client certificate''s private key (PEM); needs --tls-cert')
+            [CompletionResult]::new('--prefix', '--prefix', [CompletionResultType]::ParameterName, 'Namespace for the lock''s Redis keys')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'How to print the locks')
+            [CompletionResult]::new('--tls-insecure', '--tls-insecure', [CompletionResultType]::ParameterName, 'Do not verify the servers'' certificates (for tests: anyone on the path can impersonate them)')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print no warnings (errors are always printed)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print no warnings (errors are always printed)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            break
+        }
         'rlock;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
@@ -216,6 +233,7 @@ Register-ArgumentCompleter -Native -CommandName 'rlock' -ScriptBlock {
             [CompletionResult]::new('extend', 'extend', [CompletionResultType]::ParameterValue, 'Extend a lease you hold to a fresh TTL.')
             [CompletionResult]::new('release', 'release', [CompletionResultType]::ParameterValue, 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show whether the lock is held, by whom, for how long, and the latest fence.')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the locks held under the prefix: mode, holder, since when, TTL left, latest fence.')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -233,6 +251,9 @@ Register-ArgumentCompleter -Native -CommandName 'rlock' -ScriptBlock {
             break
         }
         'rlock;help;status' {
+            break
+        }
+        'rlock;help;list' {
             break
         }
         'rlock;help;completions' {

@@ -57,6 +57,7 @@ set edit:completion:arg-completer[rlock] = {|@words|
             cand extend 'Extend a lease you hold to a fresh TTL.'
             cand release 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).'
             cand status 'Show whether the lock is held, by whom, for how long, and the latest fence.'
+            cand list 'List the locks held under the prefix: mode, holder, since when, TTL left, latest fence.'
             cand completions 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -196,6 +197,21 @@ set edit:completion:arg-completer[rlock] = {|@words|
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
         }
+        &'rlock;list'= {
+            cand -r 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum'
+            cand --redis 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum'
+            cand --redis-file 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others'
+            cand --tls-ca 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system''s roots'
+            cand --tls-cert 'Client certificate (PEM) for mutual TLS; needs --tls-key'
+            cand --tls-key 'The client certificate''s private key (PEM); needs --tls-cert'
+            cand --prefix 'Namespace for the lock''s Redis keys'
+            cand --format 'How to print the locks'
+            cand --tls-insecure 'Do not verify the servers'' certificates (for tests: anyone on the path can impersonate them)'
+            cand -q 'Print no warnings (errors are always printed)'
+            cand --quiet 'Print no warnings (errors are always printed)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+        }
         &'rlock;completions'= {
             cand -h 'Print help (see more with ''--help'')'
             cand --help 'Print help (see more with ''--help'')'
@@ -206,6 +222,7 @@ set edit:completion:arg-completer[rlock] = {|@words|
             cand extend 'Extend a lease you hold to a fresh TTL.'
             cand release 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).'
             cand status 'Show whether the lock is held, by whom, for how long, and the latest fence.'
+            cand list 'List the locks held under the prefix: mode, holder, since when, TTL left, latest fence.'
             cand completions 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -218,6 +235,8 @@ set edit:completion:arg-completer[rlock] = {|@words|
         &'rlock;help;release'= {
         }
         &'rlock;help;status'= {
+        }
+        &'rlock;help;list'= {
         }
         &'rlock;help;completions'= {
         }

@@ -61,6 +61,7 @@ complete -c rlock -n "__fish_rlock_needs_command" -f -a "acquire" -d 'Take the l
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "extend" -d 'Extend a lease you hold to a fresh TTL.'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
+complete -c rlock -n "__fish_rlock_needs_command" -f -a "list" -d 'List the locks held under the prefix: mode, holder, since when, TTL left, latest fence.'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
 complete -c rlock -n "__fish_rlock_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s k -l key -d 'The lock\'s name: non-empty UTF-8, at most 1024 bytes, no control characters' -r
@@ -159,14 +160,26 @@ complete -c rlock -n "__fish_rlock_using_subcommand status" -s s -l shared -d 'T
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s v -l verbose -d 'Say what happens on stderr: acquired, extended, released'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s q -l quiet -d 'Print no warnings (errors are always printed)'
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rlock -n "__fish_rlock_using_subcommand list" -s r -l redis -d 'Redis node URL; give it several times (or comma-separated) for a Redlock quorum' -r
+complete -c rlock -n "__fish_rlock_using_subcommand list" -l redis-file -d 'Read the Redis URLs from FILE, one per line (# comments allowed); it must not be readable by group or others' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand list" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand list" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand list" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand list" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
+complete -c rlock -n "__fish_rlock_using_subcommand list" -l format -d 'How to print the locks' -r -f -a "plain\t'Lines for people'
+json\t'One JSON object'"
+complete -c rlock -n "__fish_rlock_using_subcommand list" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
+complete -c rlock -n "__fish_rlock_using_subcommand list" -s q -l quiet -d 'Print no warnings (errors are always printed)'
+complete -c rlock -n "__fish_rlock_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rlock -n "__fish_rlock_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "run" -d 'Run a command while holding the lock (what rlock alone does).'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "acquire" -d 'Take the lease and print it, for scripts that release it later (rlock release).'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "extend" -d 'Extend a lease you hold to a fresh TTL.'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
-complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status list completions help" -f -a "run" -d 'Run a command while holding the lock (what rlock alone does).'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status list completions help" -f -a "acquire" -d 'Take the lease and print it, for scripts that release it later (rlock release).'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status list completions help" -f -a "extend" -d 'Extend a lease you hold to a fresh TTL.'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status list completions help" -f -a "release" -d 'Release a lease you hold (compare-and-delete on every node), or break a stale lock (--force).'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status list completions help" -f -a "status" -d 'Show whether the lock is held, by whom, for how long, and the latest fence.'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status list completions help" -f -a "list" -d 'List the locks held under the prefix: mode, holder, since when, TTL left, latest fence.'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status list completions help" -f -a "completions" -d 'Print the completion script for a shell: bash, zsh, fish, elvish or powershell'
+complete -c rlock -n "__fish_rlock_using_subcommand help; and not __fish_seen_subcommand_from run acquire extend release status list completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 
 function __fish_rlock_command_after_dashes
     set -l words (commandline -opc) (commandline -ct)

@@ -135,6 +135,23 @@ pub enum Command {
     #[command(verbatim_doc_comment, after_long_help = exit::help())]
     Status(StatusArgs),
 
+    /// List the locks held under the prefix: mode, holder, since when, TTL left, latest fence.
+    ///
+    /// Finds the locks with SCAN, 100 keys a call, so that a large Redis is never blocked (after
+    /// 30s it stops and says so), then judges each lock as status does: by a majority of the
+    /// nodes, on every primary of a Redis Cluster. A lock held on too few nodes to count shows as
+    /// minority. PATTERN is a glob on the lock names: *, ?, [abc]. Read only.
+    ///
+    /// Exit 0 when some lock is held, 3 when none is, 69 when too few nodes can be read to tell.
+    ///
+    /// Example:
+    ///
+    ///   $ rlock list
+    ///   $ rlock list 'nightly-*'
+    ///   $ rlock list --format json | jq -r '.locks[].key'
+    #[command(verbatim_doc_comment, after_long_help = exit::help())]
+    List(ListArgs),
+
     /// Print the completion script for a shell: bash, zsh, fish, elvish or powershell.
     ///
     /// Needs no lock and no Redis. Packagers can take the scripts from the completions directory
@@ -261,6 +278,68 @@ pub enum StatusFormat {
     Plain,
     /// One JSON object.
     Json,
+}
+
+/// Options of `list`: the lock commands' connection options, without a lock.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// List only the locks whose name matches this glob (*, ?, [abc]).
+    #[arg(value_name = "PATTERN")]
+    pub pattern: Option<String>,
+
+    /// Where the Redis nodes are named: --redis or --redis-file.
+    #[command(flatten)]
+    pub nodes: Nodes,
+
+    /// Trust the CAs in this PEM file for rediss:// nodes, instead of the system's roots.
+    #[arg(
+        long,
+        env = "RLOCK_TLS_CA",
+        value_name = "FILE",
+        help_heading = "Connection"
+    )]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS; needs --tls-key.
+    #[arg(
+        long,
+        env = "RLOCK_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "Connection"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM); needs --tls-cert.
+    #[arg(
+        long,
+        env = "RLOCK_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "Connection"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Do not verify the servers' certificates (for tests: anyone on the path can impersonate them).
+    #[arg(long, help_heading = "Connection")]
+    pub tls_insecure: bool,
+
+    /// Namespace for the lock's Redis keys.
+    #[arg(
+        long,
+        env = "RLOCK_PREFIX",
+        value_name = "PREFIX",
+        default_value = "rlock:"
+    )]
+    pub prefix: String,
+
+    /// How to print the locks.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Plain)]
+    pub format: StatusFormat,
+
+    /// Print no warnings (errors are always printed).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Options of run mode.
@@ -587,6 +666,36 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("unknown signal 'BANANA'"), "{err}");
+    }
+
+    #[test]
+    fn list_takes_the_connection_options_as_the_lock_commands_do() {
+        let root = Cli::command();
+        let of = |sub: &str, id: &str| {
+            let sub = root.find_subcommand(sub).expect("a subcommand");
+            let arg = sub.get_arguments().find(|a| a.get_id() == id);
+            let arg = arg.unwrap_or_else(|| panic!("{id} is an option"));
+            (
+                arg.get_short(),
+                arg.get_long().map(str::to_owned),
+                arg.get_env().map(ToOwned::to_owned),
+                arg.get_help().map(ToString::to_string),
+                arg.get_long_help().map(ToString::to_string),
+                arg.get_help_heading().map(str::to_owned),
+            )
+        };
+        for id in [
+            "redis",
+            "redis_file",
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+            "tls_insecure",
+            "prefix",
+            "quiet",
+        ] {
+            assert_eq!(of("list", id), of("status", id), "{id}");
+        }
     }
 
     #[test]

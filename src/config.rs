@@ -13,7 +13,7 @@ use anyhow::Result;
 
 use clap::parser::ValueSource;
 
-use crate::cli::{LockArgs, Nodes, RunArgs, Wait};
+use crate::cli::{ListArgs, LockArgs, Nodes, RunArgs, Wait};
 use crate::exit;
 use crate::lease::{LeaseError, Lock, Mode, Tls, quorum};
 use crate::log::{self, Level};
@@ -123,12 +123,7 @@ fn check_lock(args: &LockArgs) -> Result<Checked> {
         _ => Level::Normal,
     };
     let mut warnings = Vec::new();
-    if args.prefix.len() > MAX_KEY_LEN || args.prefix.chars().any(char::is_control) {
-        return Err(exit::usage(format!(
-            "invalid --prefix {:?}: at most {MAX_KEY_LEN} bytes, no control characters",
-            args.prefix
-        )));
-    }
+    check_prefix(&args.prefix)?;
     if args.ttl < MIN_TTL || args.ttl > MAX_TTL {
         return Err(exit::usage(format!(
             "--ttl {} is out of range: a lease lasts from {} to {}",
@@ -137,12 +132,45 @@ fn check_lock(args: &LockArgs) -> Result<Checked> {
             humantime::format_duration(MAX_TTL)
         )));
     }
-    let urls = node_urls(&args.nodes, &mut warnings)?;
     let tls = Tls {
         ca: args.tls_ca.clone(),
         client: args.tls_cert.clone().zip(args.tls_key.clone()),
         insecure: args.tls_insecure,
     };
+    let urls = connection(&args.nodes, &tls, &mut warnings)?;
+    Ok(Checked {
+        settings: LockSettings {
+            key: key.to_owned(),
+            prefix: args.prefix.clone(),
+            // A limit of one is the exclusive lock: the same keys, so the two never disagree.
+            mode: match (args.shared, args.limit) {
+                (true, _) => Mode::Shared,
+                (false, Some(n)) if n > 1 => Mode::Limit(n),
+                _ => Mode::Exclusive,
+            },
+            urls,
+            ttl: args.ttl,
+            tls,
+        },
+        level,
+        warnings,
+    })
+}
+
+/// A usage error unless `prefix` can be a key prefix.
+fn check_prefix(prefix: &str) -> Result<()> {
+    if prefix.len() > MAX_KEY_LEN || prefix.chars().any(char::is_control) {
+        return Err(exit::usage(format!(
+            "invalid --prefix {prefix:?}: at most {MAX_KEY_LEN} bytes, no control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The nodes' URLs, checked with the TLS settings; what the user should hear of them goes to
+/// `warnings`.
+fn connection(nodes: &Nodes, tls: &Tls, warnings: &mut Vec<String>) -> Result<Vec<String>> {
+    let urls = node_urls(nodes, warnings)?;
     if tls.insecure {
         warnings.push(
             "--tls-insecure: the servers' certificates are not verified; anyone on the network \
@@ -167,24 +195,65 @@ fn check_lock(args: &LockArgs) -> Result<Checked> {
         )),
         _ => {}
     }
-    Ok(Checked {
-        settings: LockSettings {
-            key: key.to_owned(),
+    Ok(urls)
+}
+
+/// What `list` needs: the nodes, the prefix, and which names to list.
+#[derive(Debug)]
+pub struct ListSettings {
+    /// The nodes and the prefix, as a lock's settings (the name is not used).
+    pub lock: LockSettings,
+    /// The glob the names must match, if given.
+    pub pattern: Option<String>,
+}
+
+/// Validates `list`'s options, then applies `-q` and prints the warnings found.
+pub fn list(args: &ListArgs) -> Result<ListSettings> {
+    if let Some(pattern) = &args.pattern
+        && (pattern.is_empty()
+            || pattern.len() > MAX_KEY_LEN
+            || pattern.chars().any(char::is_control))
+    {
+        return Err(exit::usage(format!(
+            "invalid pattern {pattern:?}: a glob on lock names, non-empty, at most {MAX_KEY_LEN} \
+             bytes, no control characters (e.g. 'nightly-*')"
+        )));
+    }
+    check_prefix(&args.prefix)?;
+    let tls = Tls {
+        ca: args.tls_ca.clone(),
+        client: args.tls_cert.clone().zip(args.tls_key.clone()),
+        insecure: args.tls_insecure,
+    };
+    let mut warnings = Vec::new();
+    let urls = connection(&args.nodes, &tls, &mut warnings)?;
+    log::set_level(
+        if args.quiet {
+            Level::Quiet
+        } else {
+            Level::Normal
+        },
+        "",
+    );
+    for warning in &warnings {
+        log::warning!("{warning}");
+    }
+    Ok(ListSettings {
+        lock: LockSettings {
+            key: String::new(),
             prefix: args.prefix.clone(),
-            // A limit of one is the exclusive lock: the same keys, so the two never disagree.
-            mode: match (args.shared, args.limit) {
-                (true, _) => Mode::Shared,
-                (false, Some(n)) if n > 1 => Mode::Limit(n),
-                _ => Mode::Exclusive,
-            },
+            mode: Mode::Exclusive,
             urls,
-            ttl: args.ttl,
+            // Only its node timeout is used: every request's deadline, as lease commands have it.
+            ttl: LIST_TTL,
             tls,
         },
-        level,
-        warnings,
+        pattern: args.pattern.clone(),
     })
 }
+
+/// The TTL whose node timeout `list`'s requests get: `--ttl`'s default.
+const LIST_TTL: Duration = Duration::from_secs(30);
 
 /// Validates run mode's options.
 pub fn run(args: RunArgs) -> Result<RunSettings> {

@@ -10,7 +10,7 @@ use std::fmt::{self, Write as _};
 use std::sync::LazyLock;
 
 /// Not held: `extend`/`release` found the lease is not the caller's (it expired, or another holder
-/// has the lock); `status` found the lock free.
+/// has the lock); `status` found the lock free; `list` found no lock held.
 pub const NOT_HELD: u8 = 3;
 /// Usage error: a bad flag, value or combination of options.
 pub const USAGE: u8 = 2;
@@ -38,7 +38,7 @@ pub const STATUSES: &[(&str, &str)] = &[
     (
         "3",
         "extend, release: the lease is not yours (it expired, or another holder has the lock);\n\
-         status: the lock is free",
+         status: the lock is free; list: no lock is held",
     ),
     (
         "69",

@@ -57,6 +57,7 @@ pub fn run(cli: cli::Cli) -> Result<u8> {
         Some(cli::Command::Extend(args)) => cmd::extend::extend(&args),
         Some(cli::Command::Release(args)) => cmd::release::release(&args),
         Some(cli::Command::Status(args)) => cmd::status::status(&args),
+        Some(cli::Command::List(args)) => cmd::list::list(&args),
         Some(cli::Command::Completions { shell }) => cmd::completions::completions(shell),
     }
 }

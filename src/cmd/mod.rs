@@ -5,6 +5,7 @@
 pub mod acquire;
 pub mod completions;
 pub mod extend;
+pub mod list;
 mod nested;
 pub mod release;
 pub mod run;

@@ -99,7 +99,7 @@ fn plain(key: &str, state: &LockStatus) -> String {
 }
 
 /// A duration as status prints it.
-fn duration(d: Duration) -> String {
+pub(super) fn duration(d: Duration) -> String {
     humantime::format_duration(super::round_ms(d)).to_string()
 }
 
@@ -125,7 +125,7 @@ pub(crate) fn who(holder: &[(String, String)]) -> String {
 
 /// One JSON object. `holder` and `expires_in_ms` are those of an exclusive holder (null in the
 /// other modes, where `holders` lists every holder).
-fn as_json(key: &str, state: &LockStatus) -> Value {
+pub(super) fn as_json(key: &str, state: &LockStatus) -> Value {
     let ms = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let record = |holder: &[(String, String)]| {
         let map: serde_json::Map<String, Value> = holder
@@ -205,7 +205,7 @@ fn holder_field(name: &str, text: &str) -> Value {
 }
 
 /// A holder's `since` (Unix seconds) as an RFC 3339 time, or as stored if it is not a number.
-fn since(text: &str) -> String {
+pub(super) fn since(text: &str) -> String {
     text.parse::<u64>().map_or_else(
         |_| text.to_owned(),
         |secs| {
@@ -228,6 +228,7 @@ mod tests {
                     .iter()
                     .map(|&(k, v)| (k.to_owned(), v.to_owned()))
                     .collect(),
+                digest: "d".to_owned(),
             }],
             limit: None,
             exclusive_waiting: false,

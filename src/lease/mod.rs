@@ -19,7 +19,8 @@
 //! - [`fence`]: the fencing-token scheme and its argument;
 //! - [`node`]: one node and its requests, [`endpoint`]: the ways to reach it, [`conn`]: the socket
 //!   and its deadlines;
-//! - [`watch`]: hearing about releases, so that waiters retry at once.
+//! - [`watch`]: hearing about releases, so that waiters retry at once;
+//! - [`scan`]: which locks exist on the nodes, for `list`.
 
 pub mod conn;
 pub mod endpoint;
@@ -27,6 +28,7 @@ pub mod fence;
 pub mod node;
 pub mod quorum;
 pub mod reply;
+pub mod scan;
 pub mod scripts;
 pub mod watch;
 
@@ -234,6 +236,8 @@ pub struct Occupant {
     pub expires_in: Option<Duration>,
     /// Its holder record, if recorded.
     pub holder: Vec<(String, String)>,
+    /// A digest of its token, as the nodes compare holders (never the token).
+    pub digest: String,
 }
 
 /// The lock's state across its nodes, for `status`.
@@ -601,11 +605,25 @@ impl Lock {
     /// Reads the lock's state on every node; `token`, if given, is recognised as the caller's.
     /// [`LeaseError::Unreachable`] when fewer than a majority answered.
     pub fn status(&mut self, token: Option<&str>) -> Result<LockStatus, LeaseError> {
+        self.status_but(token, &[])
+    }
+
+    /// [`status`](Self::status), with the nodes in `failed` not asked: each counts as failing
+    /// as it did. `list` reads many locks, and a node that did not answer its scan would
+    /// otherwise cost a whole timeout for every one of them.
+    fn status_but(
+        &mut self,
+        token: Option<&str>,
+        failed: &[(usize, NodeError)],
+    ) -> Result<LockStatus, LeaseError> {
         let deadline = clock::now() + self.timeout;
         let token = token.unwrap_or("");
         let slots = self.mode.limit().unwrap_or(0).to_string();
         let Lock { keys, nodes, .. } = self;
-        let replies = node::on_all(nodes, |_, node| {
+        let replies = node::on_all(nodes, |i, node| {
+            if let Some((_, e)) = failed.iter().find(|(f, _)| *f == i) {
+                return Some(Err(e.clone()));
+            }
             let keys = [keys.lock.as_str(), &keys.fence];
             Some(
                 node.eval::<Value>(&scripts::STATUS, &keys, &[token, &slots], deadline)

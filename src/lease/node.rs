@@ -129,6 +129,34 @@ impl Node {
         self.request(deadline, |conn| invocation.invoke(conn))
     }
 
+    /// Runs `cmd`, a read-only command, answering before `deadline` or failing.
+    pub fn query<T: FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        deadline: Stamp,
+    ) -> Result<T, NodeError> {
+        self.request(deadline, |conn| cmd.query(conn))
+    }
+
+    /// Another node of the same cluster, at `host:port`, with this one's credentials, database
+    /// and TLS settings; `None` for a form that cannot be redirected (Unix socket, Sentinel).
+    pub fn at(&self, host: &str, port: u16) -> Option<Node> {
+        let scheme = self.name.split_once("://").map_or("redis", |(s, _)| s);
+        let shown = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        Some(Node {
+            endpoint: self.endpoint.at(host, port)?,
+            route: None,
+            name: format!("{scheme}://{shown}:{port}"),
+            timeout: self.timeout,
+            conn: None,
+            password: self.password.clone(),
+        })
+    }
+
     /// Runs one request on a connection whose socket timeouts end at `deadline`, following a
     /// cluster's redirections.
     fn request<T>(

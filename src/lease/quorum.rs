@@ -92,6 +92,8 @@ pub enum Holding {
         expires_in: Option<Duration>,
         /// The holder record, from the first of those nodes that has one.
         holder: Vec<(String, String)>,
+        /// The digest of the holder's token.
+        digest: String,
     },
 }
 
@@ -129,6 +131,7 @@ pub fn holding(n: usize, answered: &[Option<&Hold>]) -> Holding {
             .map(|h| h.holder.clone())
             .find(|h| !h.is_empty())
             .unwrap_or_default(),
+        digest: digest.to_owned(),
     }
 }
 
@@ -173,11 +176,13 @@ pub fn occupants(n: usize, answered: &[&NodeView]) -> Vec<Occupant> {
                     mine,
                     expires_in,
                     holder,
+                    digest,
                 } => Some(Occupant {
                     place,
                     mine,
                     expires_in,
                     holder,
+                    digest,
                 }),
                 Holding::Free | Holding::Split => None,
             }

@@ -336,9 +336,9 @@ fn the_minimal_acl_is_enough_for_redlock_over_three_nodes() {
     }
 }
 
-/// Uses lock `key` through `urls` the way rlock's users do: a shared lease by hand, two runs (a
-/// new fence counter, then an increment), a lease by hand (acquire, status, extend), and a run
-/// that waits for it with `--wait`. Stops at the first step that fails.
+/// Uses lock `key` through `urls` the way rlock's users do: a shared lease by hand (listed with
+/// `list`), two runs (a new fence counter, then an increment), a lease by hand (acquire, status,
+/// extend), and a run that waits for it with `--wait`. Stops at the first step that fails.
 fn exercise(urls: &str, key: &str) {
     let step = |subcommand: &str, args: &[&str]| {
         with_env_url(subcommand, urls)
@@ -352,6 +352,7 @@ fn exercise(urls: &str, key: &str) {
     let token = shared.stdout.trim();
     if shared.code() != Some(0)
         || step("status", &[]).code() != Some(0)
+        || with_env_url("list", urls).arg(key).output().code() != Some(0)
         || step("extend", &["-t", "10s", "--token", token]).code() != Some(0)
         || step("release", &["--token", token]).code() != Some(0)
     {

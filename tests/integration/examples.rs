@@ -1,7 +1,8 @@
 //! The files in `examples/` do what they say: every rlock line of the crontab and the systemd
-//! unit's `ExecStart` run against a test Redis (with the job replaced by `echo ran`), the units
-//! pass `systemd-analyze verify`, `by-hand.sh` holds its lock across its steps, and
-//! `fenced-write.sh` refuses a stale holder's write.
+//! services' `ExecStart` run against a test Redis (with the job replaced by `echo ran`), the units
+//! pass `systemd-analyze verify`, the standby service's exit statuses are the ones rlock gives,
+//! `by-hand.sh` holds its lock across its steps, and `fenced-write.sh` refuses a stale holder's
+//! write.
 
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -9,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
+use crate::standby::waiting;
 use crate::support::{
-    RedisServer, RunOutput, rlock, skip, temp_dir, wait_for, wait_or_kill, without_rlock_env,
+    RedisServer, Rlock, RunOutput, rlock, skip, temp_dir, wait_for, wait_or_kill, without_rlock_env,
 };
 
 /// Hard cap on one run of an example.
@@ -257,36 +260,72 @@ fn min_hold_in_the_crontab_makes_a_late_hosts_run_skip() {
     cron.run(line, &redis).assert_code(75).assert_stdout_eq("");
 }
 
-/// The systemd service's `KEY=VALUE` settings, in order.
-fn service() -> Vec<(String, String)> {
-    read_example("rlock-nightly.service")
-        .lines()
-        .filter(|l| !l.starts_with(['#', '[']) && !l.trim().is_empty())
-        .map(|l| {
-            let (key, value) = l.split_once('=').expect("KEY=VALUE");
-            (key.to_owned(), value.to_owned())
-        })
-        .collect()
+/// A systemd unit's `KEY=VALUE` settings, in order.
+struct Unit(Vec<(String, String)>);
+
+impl Unit {
+    /// `examples/NAME`.
+    fn example(name: &str) -> Self {
+        let settings = read_example(name)
+            .lines()
+            .filter(|l| !l.starts_with(['#', '[']) && !l.trim().is_empty())
+            .map(|l| {
+                let (key, value) = l.split_once('=').expect("KEY=VALUE");
+                (key.to_owned(), value.to_owned())
+            })
+            .collect();
+        Self(settings)
+    }
+
+    /// Every value of `key`, in order.
+    fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The one value of `key`.
+    #[track_caller]
+    fn one(&self, key: &str) -> &str {
+        match self.all(key)[..] {
+            [value] => value,
+            ref values => panic!("{key}= given {} times, not once", values.len()),
+        }
+    }
+
+    /// Whether exit status `code` is in the list that `key` holds.
+    fn lists(&self, key: &str, code: i32) -> bool {
+        let code = code.to_string();
+        self.all(key)
+            .iter()
+            .any(|list| list.split_whitespace().any(|c| c == code))
+    }
+
+    /// The `ExecStart` line, which runs rlock where quickstart installs it.
+    fn exec_start(&self) -> RlockLine {
+        RlockLine::parse(self.one("ExecStart"), "/usr/local/bin/rlock")
+    }
+
+    /// Checks that the unit says where Redis is.
+    #[track_caller]
+    fn names_redis(&self) {
+        assert!(
+            self.all("Environment")
+                .iter()
+                .any(|e| e.starts_with("RLOCK_REDIS=")),
+            "the unit says where Redis is"
+        );
+    }
 }
 
 #[test]
 fn the_systemd_service_runs_its_exec_start_and_counts_a_skip_as_success() {
-    let settings = service();
-    let setting = |key: &str| {
-        settings
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect::<Vec<_>>()
-    };
-    let exec_start = setting("ExecStart");
-    let line = RlockLine::parse(exec_start[0], "/usr/local/bin/rlock");
-    assert!(
-        setting("Environment")
-            .iter()
-            .any(|e| e.starts_with("RLOCK_REDIS=")),
-        "the unit says where Redis is"
-    );
+    let unit = Unit::example("rlock-nightly.service");
+    let setting = |key: &str| unit.all(key);
+    let line = unit.exec_start();
+    unit.names_redis();
     let redis = RedisServer::start();
     let start = || {
         Run::sh(&line.with_test_job())
@@ -303,6 +342,117 @@ fn the_systemd_service_runs_its_exec_start_and_counts_a_skip_as_success() {
             .any(|s| s.split_whitespace().any(|c| c == code)),
         "a skipped run (exit {code}) must not fail the unit: add it to SuccessExitStatus"
     );
+}
+
+/// `examples/standby.service`, its `ExecStart` as `rlock ARGS -- job...` on `redis`.
+fn standby(redis: &RedisServer, job: &[&str]) -> Rlock {
+    let line = Unit::example("standby.service").exec_start();
+    rlock()
+        .args(&line.args)
+        .arg("--")
+        .args(job)
+        .env("RLOCK_REDIS", redis.url())
+        .stdin_null()
+}
+
+#[test]
+fn the_standby_service_runs_its_daemon_at_once_or_when_the_holders_lease_ends() {
+    let unit = Unit::example("standby.service");
+    unit.names_redis();
+    let line = unit.exec_start();
+    assert_eq!(
+        line.option("-w", "--wait"),
+        Some("forever"),
+        "a standby waits"
+    );
+    let redis = RedisServer::start();
+    let start = || {
+        Run::sh(&line.with_test_job())
+            .env("RLOCK_REDIS", &redis.url())
+            .output()
+    };
+    start().assert_success().assert_stdout_eq("ran\n");
+
+    // Another host holds the lock (for 1 s, and dies): this one waits and then runs.
+    let key = line.option("-k", "--key").expect("a lock name");
+    rlock()
+        .args(["acquire", "-r", &redis.url(), "-k", key, "-t", "1s"])
+        .output()
+        .assert_success();
+    let held = Duration::from_millis(redis.pttl(&format!("rlock:{{{key}}}")).try_into().unwrap());
+    let out = start();
+    out.assert_success().assert_stdout_eq("ran\n");
+    assert!(
+        out.elapsed + Duration::from_millis(100) >= held,
+        "it ran before the holder's lease ({held:?} left) ended\n{out}"
+    );
+}
+
+#[test]
+fn the_standby_service_restarts_what_can_recover_and_stops_cleanly() {
+    let unit = Unit::example("standby.service");
+    assert_eq!(unit.one("Restart"), "always");
+    assert_eq!(unit.one("KillMode"), "mixed", "SIGTERM to rlock alone");
+    let secs = |key: &str| {
+        humantime::parse_duration(unit.one(key))
+            .unwrap_or_else(|e| panic!("{key}={}: {e}", unit.one(key)))
+    };
+    assert!(
+        secs("RestartSec") > Duration::from_secs(1),
+        "a host that lost the lock comes back after a standby has noticed it free (1 s at most)"
+    );
+    let line = unit.exec_start();
+    let kill_after = line
+        .option("--kill-after", "--kill-after")
+        .expect("--kill-after");
+    let kill_after = humantime::parse_duration(kill_after).expect("a duration");
+    assert!(
+        secs("TimeoutStopSec") > kill_after,
+        "systemd's SIGKILL comes after rlock's own"
+    );
+    for (code, what) in [
+        (124, "the lease was lost"),
+        (69, "Redis answered with an error"),
+    ] {
+        assert!(
+            !unit.lists("RestartPreventExitStatus", code) && !unit.lists("SuccessExitStatus", code),
+            "{what} ({code}): restart, and count it as a failure"
+        );
+    }
+    for (code, what) in [(2, "a usage error"), (126, "a daemon that cannot run")] {
+        assert!(
+            unit.lists("RestartPreventExitStatus", code),
+            "{what} ({code}) fails every time: no restart"
+        );
+    }
+
+    let redis = RedisServer::start();
+    let missing = standby(&redis, &["/nonexistent/svc-daemon"]).output();
+    let code = missing.code().expect("an exit status");
+    assert!(
+        unit.lists("RestartPreventExitStatus", code),
+        "a daemon that is not installed (exit {code}): no restart\n{missing}"
+    );
+
+    // systemctl stop on a standby, then on the active host: both are clean stops.
+    let mut active = standby(&redis, &["sleep", "30"]).spawn();
+    wait_for("the daemon to hold the lock", RUN_TIMEOUT, || {
+        redis.exists("rlock:{svc}")
+    });
+    let mut standing_by = standby(&redis, &["sleep", "30"]).spawn();
+    wait_for("the standby to wait", RUN_TIMEOUT, || {
+        waiting(&redis, "svc") == 1
+    });
+    for run in [&mut standing_by, &mut active] {
+        run.signal(Signal::SIGTERM);
+        let out = run.wait();
+        let code = out.code().expect("an exit status");
+        assert!(
+            unit.lists("SuccessExitStatus", code),
+            "systemctl stop (exit {code}) is not a failure\n{out}"
+        );
+    }
+    assert!(!redis.exists("rlock:{svc}"), "released on stop");
 }
 
 #[test]
@@ -328,9 +478,19 @@ pub fn verify_units(rlock: &Path) {
         dir.path().join("rlock-nightly.timer"),
     )
     .unwrap();
+    let standby = read_example("standby.service");
+    assert!(
+        standby.contains("ExecStart=/usr/local/bin/rlock "),
+        "the service runs rlock where quickstart installs it"
+    );
+    let standby = standby
+        .replace("/usr/local/bin/rlock", &rlock.display().to_string())
+        .replace("/usr/local/bin/svc-daemon", "/bin/true");
+    fs::write(dir.path().join("standby.service"), standby).unwrap();
     let out = match Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .args(["./rlock-nightly.service", "./rlock-nightly.timer"])
+        .arg("./standby.service")
         .current_dir(dir.path())
         .output()
     {

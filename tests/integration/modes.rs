@@ -12,7 +12,8 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::support::{
-    RedisServer, RunOutput, RunningRlock, on, rlock, skip, temp_dir, wait_for, wait_for_file,
+    RedisServer, RunOutput, RunningRlock, by_hand, fence_in, json_of, on, skip, temp_dir, wait_for,
+    wait_for_file,
 };
 use crate::waiting::listeners;
 
@@ -22,32 +23,6 @@ const SOON: Duration = Duration::from_secs(5);
 const NAS: &str = "nas-backup";
 /// The lock that shared readers and an exclusive rebuild take.
 const DATASET: &str = "dataset";
-
-/// `rlock SUBCOMMAND -r URL... -k KEY ARGS...`, run to completion.
-fn by_hand(subcommand: &str, servers: &[RedisServer], key: &str, args: &[&str]) -> RunOutput {
-    rlock()
-        .arg(subcommand)
-        .on(servers)
-        .args(["-k", key])
-        .args(args)
-        .output()
-}
-
-/// The one JSON object a successful `--format json` run printed.
-#[track_caller]
-fn json_of(out: &RunOutput) -> Value {
-    out.assert_success();
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("one JSON object ({e})\n{out}"))
-}
-
-/// The fence in an `acquire --format json` object (a decimal string).
-#[track_caller]
-fn fence_in(v: &Value) -> u64 {
-    v["fence"]
-        .as_str()
-        .and_then(|f| f.parse().ok())
-        .unwrap_or_else(|| panic!("the fence is a decimal string: {v}"))
-}
 
 /// The Redis keys of lock `key` left on `server`, but its fence counter, which never expires.
 fn keys_left(server: &RedisServer, key: &str) -> Vec<String> {

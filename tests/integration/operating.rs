@@ -3,29 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{RedisServer, RunOutput, on, rlock, wait_for};
+use crate::support::{RedisServer, RunOutput, by_hand, fence_in, json_of, on, wait_for};
 
 /// The rlock binary under test, for commands that call rlock themselves.
 const RLOCK: &str = env!("CARGO_BIN_EXE_rlock");
-
-/// `rlock SUBCOMMAND -r ... -k KEY ARGS...`.
-fn by_hand(subcommand: &str, servers: &[RedisServer], key: &str, args: &[&str]) -> RunOutput {
-    rlock()
-        .arg(subcommand)
-        .on(servers)
-        .args(["-k", key])
-        .args(args)
-        .output()
-}
-
-/// The fence in `acquire --format json`'s object, or in a line `fence N`.
-fn fence_of(text: &str) -> u64 {
-    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    v["fence"]
-        .as_str()
-        .and_then(|f| f.parse().ok())
-        .expect("a fence")
-}
 
 fn release_force_ends_a_stale_lease_everywhere_wakes_waiters_and_keeps_the_fence(
     servers: &[RedisServer],
@@ -37,7 +18,7 @@ fn release_force_ends_a_stale_lease_everywhere_wakes_waiters_and_keeps_the_fence
         &["-t", "10m", "--format", "json"],
     );
     acquired.assert_success();
-    let stale = fence_of(&acquired.stdout);
+    let stale = fence_in(&json_of(&acquired));
     let mut waiter = on(servers)
         .args(["-k", "nightly", "-w", "1m", "--", "true"])
         .spawn();
@@ -77,7 +58,7 @@ fn release_force_ends_a_stale_lease_everywhere_wakes_waiters_and_keeps_the_fence
     }
     let next = by_hand("acquire", servers, "nightly", &["--format", "json"]);
     assert!(
-        fence_of(&next.stdout) > stale,
+        fence_in(&json_of(&next)) > stale,
         "a later grant's fence is above the broken lease's"
     );
 }

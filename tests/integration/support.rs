@@ -851,3 +851,29 @@ impl FullPipe {
         self.writer.try_clone().expect("dup the pipe")
     }
 }
+
+/// `rlock SUBCOMMAND -r URL... -k KEY ARGS...`, run to completion.
+pub fn by_hand(subcommand: &str, servers: &[RedisServer], key: &str, args: &[&str]) -> RunOutput {
+    rlock()
+        .arg(subcommand)
+        .on(servers)
+        .args(["-k", key])
+        .args(args)
+        .output()
+}
+
+/// The one JSON object a successful `--format json` run printed.
+#[track_caller]
+pub fn json_of(out: &RunOutput) -> serde_json::Value {
+    out.assert_success();
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("one JSON object ({e})\n{out}"))
+}
+
+/// The fence in an `acquire --format json` object (a decimal string).
+#[track_caller]
+pub fn fence_in(v: &serde_json::Value) -> u64 {
+    v["fence"]
+        .as_str()
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("the fence is a decimal string: {v}"))
+}
