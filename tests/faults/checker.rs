@@ -148,6 +148,10 @@ pub struct Findings {
     /// Checker 7's violations, one line each: more than N inside, two holders of one slot, an
     /// exclusive holder not alone (all within rlock's assumptions), or a wrong `RLOCK_*`.
     pub mode_violations: Vec<String>,
+    /// The queued workload, per lock and phase (see `queue.rs`).
+    pub queues: BTreeMap<(Phase, Resource), crate::queue::QueueCounts>,
+    /// Its violations, one line each.
+    pub queue_violations: Vec<String>,
 }
 
 impl Findings {
@@ -243,6 +247,19 @@ pub fn check(runs: &[Acquisition], inputs: &Inputs<'_>) -> Findings {
         }
     }
     findings.mode_violations.extend(check_env(runs));
+    for phase in [Phase::Calm, Phase::Faults] {
+        for resource in Resource::QUEUES {
+            let queued = crate::queue::check(
+                runs,
+                phase,
+                resource,
+                node_events,
+                inputs.ttl,
+                &mut findings.queue_violations,
+            );
+            findings.queues.insert((phase, resource), queued);
+        }
+    }
     findings
 }
 
@@ -252,7 +269,7 @@ fn conflicts(a: &Acquisition, b: &Acquisition) -> bool {
     let slot = |r: &Acquisition| r.grant.as_ref().and_then(Grant::slot);
     a.resource == b.resource
         && match a.resource {
-            Resource::Fenced | Resource::Unfenced => true,
+            Resource::Fenced | Resource::Unfenced | Resource::Queue | Resource::Queue1 => true,
             Resource::Limited => slot(a).is_some() && slot(a) == slot(b),
             Resource::Shared => a.mode == Mode::Exclusive || b.mode == Mode::Exclusive,
         }
@@ -260,12 +277,12 @@ fn conflicts(a: &Acquisition, b: &Acquisition) -> bool {
 
 /// Why run `r` is outside rlock's assumptions (see checker 3), if it is: paused, under
 /// libfaketime, or a node lost the lock early from its spawn until its command was last alive.
-fn outside(r: &Acquisition, events: &[NodeEvent]) -> Option<&'static str> {
+pub fn outside(r: &Acquisition, events: &[NodeEvent]) -> Option<&'static str> {
     if r.paused {
         Some("rlock was paused")
     } else if r.clock != ClientClock::Honest {
         Some("rlock ran under libfaketime")
-    } else if lost_early(r.spawned, r.alive_until().max(r.dead_by()), events) {
+    } else if lost_early(r, r.spawned, r.alive_until().max(r.dead_by()), events) {
         Some("a node lost the lock early")
     } else {
         None
@@ -274,13 +291,13 @@ fn outside(r: &Acquisition, events: &[NodeEvent]) -> Option<&'static str> {
 
 /// The span a granted run's command was certainly inside: from its recorded start to the last
 /// moment it was known alive.
-fn span(r: &Acquisition) -> Option<(Nanos, Nanos)> {
+pub fn span(r: &Acquisition) -> Option<(Nanos, Nanos)> {
     let start = r.grant.as_ref()?.start;
     Some((start, r.alive_until().max(start)))
 }
 
 /// The most spans alive at one moment, and the runs alive at the first such moment.
-fn most_at_once<'a>(runs: impl Iterator<Item = &'a Acquisition>) -> (usize, Vec<u64>) {
+pub fn most_at_once<'a>(runs: impl Iterator<Item = &'a Acquisition>) -> (usize, Vec<u64>) {
     let mut edges: Vec<(Nanos, i32, u64)> = Vec::new();
     // A command never seen alive after its start has an empty span: it proves nothing (and its
     // end would sort before its start).
@@ -449,7 +466,7 @@ fn check_kill(
     let grant = r.grant.as_ref()?;
     // Never died: the last time it was seen alive is all there is.
     let dead_by = kill.dead_by.unwrap_or(kill.last_alive);
-    let end = lease_end(&grant.token, samples, events);
+    let end = lease_end(r, &grant.token, samples, events);
     let margin_ms = end.map(|end| clock::ms_between(end, dead_by));
     Some(KillCheck {
         id: kill.id,
@@ -463,8 +480,9 @@ fn check_kill(
         // group's death or the lease's end without early losses, whichever came first: a crash
         // after the lease had run out cannot excuse a process that outlived it.
         outside: lost_early(
+            r,
             grant.start.saturating_sub(clock::nanos(ttl)),
-            lease_end(&grant.token, samples, &[]).map_or(dead_by, |e| e.min(dead_by)),
+            lease_end(r, &grant.token, samples, &[]).map_or(dead_by, |e| e.min(dead_by)),
             events,
         )
         .then_some("a node lost the lock early"),
@@ -665,7 +683,7 @@ fn max_overlap(runs: &[Acquisition], phase: Phase, resource: Resource) -> usize 
 fn stop(r: &Acquisition, runs: &[Acquisition], samples: &Samples, events: &[NodeEvent]) -> Stop {
     let grant = r.grant.as_ref().expect("a lost lease was granted");
     let dead_by = r.dead_by();
-    let early = lost_early(r.spawned, dead_by, events);
+    let early = lost_early(r, r.spawned, dead_by, events);
     let outside = if r.paused {
         Some("rlock was paused")
     } else if r.clock != ClientClock::Honest {
@@ -677,22 +695,22 @@ fn stop(r: &Acquisition, runs: &[Acquisition], samples: &Samples, events: &[Node
     };
     Stop {
         id: r.id,
-        margin_ms: lease_end(&grant.token, samples, events)
+        margin_ms: lease_end(r, &grant.token, samples, events)
             .map(|end| clock::ms_between(end, dead_by)),
         before_next_ms: next_start(r, runs).map(|s| clock::ms_between(s, dead_by)),
         outside,
     }
 }
 
-/// Whether a node lost the lock early (crashed, or its clock jumped forward) between `from` and
-/// `until`.
-fn lost_early(from: Nanos, until: Nanos, events: &[NodeEvent]) -> bool {
+/// Whether a node of `r`'s lock lost the lock early (crashed, or its clock jumped forward)
+/// between `from` and `until`.
+pub fn lost_early(r: &Acquisition, from: Nanos, until: Nanos, events: &[NodeEvent]) -> bool {
     events.iter().any(|e| {
-        let (at, ends_early) = match *e {
-            NodeEvent::Crash { at, .. } => (at, true),
-            NodeEvent::ClockJump { at, by_ms, .. } => (at, by_ms > 0),
+        let (node, at, ends_early) = match *e {
+            NodeEvent::Crash { node, at } => (node, at, true),
+            NodeEvent::ClockJump { node, at, by_ms } => (node, at, by_ms > 0),
         };
-        ends_early && (from..=until).contains(&at)
+        ends_early && r.resource.on_node(node) && (from..=until).contains(&at)
     })
 }
 
@@ -708,13 +726,22 @@ fn next_start(r: &Acquisition, runs: &[Acquisition]) -> Option<Nanos> {
         .min()
 }
 
-/// A lower bound for when fewer than a majority of nodes held `token`, or `None` if the monitor
-/// never saw it on a majority.
-fn lease_end(token: &str, samples: &Samples, events: &[NodeEvent]) -> Option<Nanos> {
-    let majority = samples.len() / 2 + 1;
+/// A lower bound for when fewer than a majority of the nodes of `r`'s lock held `token`, or
+/// `None` if the monitor never saw it on a majority.
+fn lease_end(
+    r: &Acquisition,
+    token: &str,
+    samples: &Samples,
+    events: &[NodeEvent],
+) -> Option<Nanos> {
+    let nodes = (0..samples.len())
+        .filter(|&n| r.resource.on_node(n))
+        .count();
+    let majority = nodes / 2 + 1;
     let mut ends: Vec<Nanos> = samples
         .iter()
         .enumerate()
+        .filter(|(node, _)| r.resource.on_node(*node))
         .filter_map(|(node, seen)| {
             let sample = seen.get(token)?;
             let mut end = sample.expiry();
@@ -740,7 +767,7 @@ fn lease_end(token: &str, samples: &Samples, events: &[NodeEvent]) -> Option<Nan
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use std::time::Duration;
 
     use super::{Findings, check_inside};
@@ -750,7 +777,7 @@ mod tests {
     const MS: u64 = 1_000_000;
 
     /// A granted run whose command was inside from `from` to `to` ms.
-    fn inside(
+    pub fn inside(
         id: u64,
         resource: Resource,
         mode: Mode,
@@ -788,6 +815,9 @@ mod tests {
             sleep: Duration::ZERO,
             stderr_blocked: false,
             killed: None,
+            wait: Duration::from_secs(10),
+            terminated: None,
+            cohort: None,
         }
     }
 

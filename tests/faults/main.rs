@@ -27,6 +27,7 @@ mod nemesis;
 mod nodes;
 mod procs;
 mod proxy;
+mod queue;
 mod report;
 mod rng;
 mod workload;
@@ -167,8 +168,10 @@ fn run(config: &Config) {
     let settings = Arc::new(Settings {
         rlock,
         urls: cluster.proxies.iter().map(Proxy::url).collect(),
+        ports: cluster.ports.clone(),
         ttl: TTL,
         wait: Duration::from_secs(10),
+        queue_wait: Duration::from_secs(5),
         faketime: faketime.clone(),
         dir: dir.path().to_owned(),
     });
@@ -285,7 +288,12 @@ fn assert_safe(
         seed,
         calm_unfenced.lost
     );
-    for resource in [Resource::Fenced, Resource::Unfenced] {
+    for resource in [
+        Resource::Fenced,
+        Resource::Unfenced,
+        Resource::Queue,
+        Resource::Queue1,
+    ] {
         let overlap = findings.overlap[&(Phase::Calm, resource)];
         assert!(
             overlap <= 1,
@@ -299,6 +307,13 @@ fn assert_safe(
          assumptions, or a wrong RLOCK_* (seed {}):\n{}",
         seed,
         findings.mode_violations.join("\n")
+    );
+    assert!(
+        findings.queue_violations.is_empty(),
+        "the queued workload: two inside at once within rlock's assumptions, a waiter stuck past \
+         its --wait, or a grant out of arrival order on one node without faults (seed {}):\n{}",
+        seed,
+        findings.queue_violations.join("\n")
     );
     assert!(
         findings.late_stops().is_empty(),
@@ -423,6 +438,9 @@ fn details(findings: &checker::Findings, runs: &[workload::Acquisition]) -> Stri
     }
     for v in findings.mode_violations.iter().take(20) {
         let _ = writeln!(out, "modes: {v}");
+    }
+    for v in findings.queue_violations.iter().take(20) {
+        let _ = writeln!(out, "queue: {v}");
     }
     for run in runs.iter().filter(|r| r.harness_killed) {
         let _ = writeln!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::checker::Inside;
 use crate::checker::{Findings, KillCheck};
 use crate::nemesis::{Fault, FaultLog};
-use crate::workload::{Acquisition, LIMIT, Phase, Resource};
+use crate::workload::{Acquisition, COHORT, LIMIT, Phase, Resource};
 
 /// What the table is made of.
 pub struct Report<'a> {
@@ -56,7 +56,8 @@ impl Report<'_> {
                 "setup".to_owned(),
                 format!(
                     "{} redis-server nodes, {} clients per lock (fenced and unfenced), {} with \
-                     --limit {LIMIT} (limited) and {} --shared or exclusive (shared), --ttl {}",
+                     --limit {LIMIT} (limited) and {} --shared or exclusive (shared), cohorts of \
+                     {COHORT} queued runs on all nodes (queue) and on node 0 (queue1), --ttl {}",
                     self.nodes,
                     self.clients,
                     self.clients + 1,
@@ -156,6 +157,60 @@ impl Report<'_> {
             .collect();
         rows.push(("max observed overlap".to_owned(), overlap.join(", ")));
         rows.extend(self.mode_rows());
+        rows.extend(self.queue_rows());
+        rows
+    }
+
+    /// The queued workload's rows, one per lock, phase by phase.
+    fn queue_rows(&self) -> Vec<(String, String)> {
+        let f = self.findings;
+        let mut rows: Vec<(String, String)> = Resource::QUEUES
+            .iter()
+            .map(|&resource| {
+                let text: Vec<String> = [Phase::Calm, Phase::Faults]
+                    .iter()
+                    .filter_map(|&phase| {
+                        let q = f.queues.get(&(phase, resource))?;
+                        Some(format!(
+                            "{phase}: {} cohorts ({} with a node restarted empty mid-queue), {} runs, {} \
+                             seen queued; granted {}, timed out (75) {}, unreachable (69) {}, \
+                             gave up (SIGINT) {}, ended at the phase's end {}, stuck {}; \
+                             out-of-order grants {} of {}, longest wait {}; max {} inside at \
+                             once within rlock's assumptions ({} counting every run)",
+                            q.cohorts,
+                            q.crashed_mid_queue,
+                            q.runs,
+                            q.seen_queued,
+                            q.granted,
+                            q.timed_out,
+                            q.unreachable,
+                            q.gave_up,
+                            q.ended,
+                            q.stuck,
+                            q.out_of_order,
+                            q.judged,
+                            ms(q.longest_wait_ms),
+                            q.most_within,
+                            q.most
+                        ))
+                    })
+                    .collect();
+                let nodes = if resource == Resource::Queue1 {
+                    "node 0".to_owned()
+                } else {
+                    format!("{} nodes", self.nodes)
+                };
+                (format!("queued waiters ({}, {nodes})", resource.name()), text.join("; "))
+            })
+            .collect();
+        rows.push((
+            "queue violations".to_owned(),
+            format!(
+                "{} (two inside at once within rlock's assumptions, a waiter stuck past its \
+                 --wait + TTL + 2 s, or out of order on node 0 without faults)",
+                f.queue_violations.len()
+            ),
+        ));
         rows
     }
 

@@ -17,6 +17,13 @@
 //! the lock modes: `limited`, whose loops (one more than the others) run `rlock --limit 2` around
 //! a fenced read-modify-write of their slot's own set (`RLOCK_SLOT`), and `shared`, whose loops run
 //! a `--shared` reader or, one run in four, an exclusive writer, on one key and one set.
+//!
+//! The queued workload (issue 18) runs cohorts instead of loops: on the lock `queue` (every node)
+//! and on `queue1` (node 0 alone, a queue that one node decides), a driver spawns
+//! [`COHORT`] runs one after another, each only once the previous one is seen in the lock's queue
+//! on a node (or holds the lock), so their arrival order is known; the first holds the lock long
+//! enough for the others to queue behind it. Now and then one queued waiter is interrupted
+//! (`SIGINT`): it gives up and must leave the queue. The next cohort starts when all have exited.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -25,6 +32,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
@@ -44,6 +52,13 @@ const POLL: Duration = Duration::from_millis(5);
 /// The limited workload's `--limit`: at most this many holders inside at once.
 pub const LIMIT: usize = 2;
 
+/// Runs per cohort of the queued workload: one holder and the waiters queued behind it.
+pub const COHORT: usize = 5;
+
+/// How long a cohort's driver looks for a new run in the queue (or holding the lock) before it
+/// spawns the next one anyway, its arrival then unknown (a node paused or cut off).
+const ARRIVAL: Duration = Duration::from_secs(1);
+
 /// The resources, each behind its own lock key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Resource {
@@ -55,15 +70,24 @@ pub enum Resource {
     Limited,
     /// `--shared` readers and exclusive writers of one fenced set.
     Shared,
+    /// The queued workload over every node: cohorts of waiters, a fenced set.
+    Queue,
+    /// The queued workload on node 0 alone: a queue that one node decides.
+    Queue1,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 4] = [
+    pub const ALL: [Resource; 6] = [
         Resource::Fenced,
         Resource::Unfenced,
         Resource::Limited,
         Resource::Shared,
+        Resource::Queue,
+        Resource::Queue1,
     ];
+
+    /// The queued workload's locks.
+    pub const QUEUES: [Resource; 2] = [Resource::Queue, Resource::Queue1];
 
     /// The name: the lock key, `resource.py`'s mode and the resource directory.
     pub fn name(self) -> &'static str {
@@ -72,7 +96,19 @@ impl Resource {
             Resource::Unfenced => "unfenced",
             Resource::Limited => "limited",
             Resource::Shared => "shared",
+            Resource::Queue => "queue",
+            Resource::Queue1 => "queue1",
         }
+    }
+
+    /// Whether this lock lives on node `node`: every node, but node 0 alone for `queue1`.
+    pub fn on_node(self, node: usize) -> bool {
+        self != Resource::Queue1 || node == 0
+    }
+
+    /// The nodes (indices) this lock lives on, of `n`.
+    pub fn nodes(self, n: usize) -> std::ops::Range<usize> {
+        if self == Resource::Queue1 { 0..1 } else { 0..n }
     }
 
     /// The Redis key of the lock (of its exclusive holder).
@@ -83,7 +119,9 @@ impl Resource {
     /// The keys that hold this lock's holders' tokens, for the monitor.
     pub fn watches(self) -> Vec<Watch> {
         match self {
-            Resource::Fenced | Resource::Unfenced => vec![Watch::Token(self.redis_key())],
+            Resource::Fenced | Resource::Unfenced | Resource::Queue | Resource::Queue1 => {
+                vec![Watch::Token(self.redis_key())]
+            }
             Resource::Limited => (0..LIMIT)
                 .map(|i| Watch::Token(format!("{}:slot:{i}", self.redis_key())))
                 .collect(),
@@ -100,6 +138,8 @@ impl Resource {
         match self {
             Resource::Fenced | Resource::Unfenced => per_lock,
             Resource::Limited | Resource::Shared => per_lock + 1,
+            // One cohort driver each, not loops.
+            Resource::Queue | Resource::Queue1 => 0,
         }
     }
 }
@@ -158,9 +198,13 @@ pub struct Settings {
     pub rlock: PathBuf,
     /// The proxies' URLs, one per node.
     pub urls: Vec<String>,
+    /// The nodes' own ports, where a cohort's driver looks for its waiters in the queue.
+    pub ports: Vec<u16>,
     pub ttl: Duration,
     /// `--wait`: long enough that contention alone rarely makes a client give up.
     pub wait: Duration,
+    /// The queued workload's `--wait`: shorter, so that a queue held up by faults times out.
+    pub queue_wait: Duration,
     /// libfaketime, if installed.
     pub faketime: Option<PathBuf>,
     /// Where records and resources live.
@@ -232,6 +276,27 @@ pub struct Acquisition {
     pub stderr_blocked: bool,
     /// When the nemesis killed this rlock with `SIGKILL` (see `nemesis::Kill` for what followed).
     pub killed: Option<Nanos>,
+    /// Its `--wait`.
+    pub wait: Duration,
+    /// When the harness ended its wait with `SIGTERM` at the phase's end.
+    pub terminated: Option<Nanos>,
+    /// Its place in a cohort of the queued workload.
+    pub cohort: Option<Cohort>,
+}
+
+/// A run's place in a cohort of the queued workload.
+#[derive(Clone, Copy, Debug)]
+pub struct Cohort {
+    /// The cohort's number (per lock and phase).
+    pub number: u64,
+    /// Its place in the spawn order, which is the arrival order for runs with an `arrival`.
+    pub place: usize,
+    /// When its driver saw it in the queue (`queued`) or holding the lock; `None`: not within
+    /// [`ARRIVAL`], so its arrival order is unknown.
+    pub arrival: Option<Nanos>,
+    pub queued: bool,
+    /// When its driver interrupted it (`SIGINT`) while it waited: it gave up.
+    pub interrupted: Option<Nanos>,
 }
 
 impl Acquisition {
@@ -319,6 +384,16 @@ impl Clients {
                 );
             }
         }
+        for resource in Resource::QUEUES {
+            let (clients, settings) = (Arc::clone(self), Arc::clone(settings));
+            let rng = Rng::new(rng.next_u64(), 0);
+            loops.push(
+                thread::Builder::new()
+                    .name(format!("cohorts-{}", resource.name()))
+                    .spawn(move || clients.cohorts(&settings, phase, resource, rng))
+                    .expect("spawn a cohort driver"),
+            );
+        }
         let stopper = StopOnDrop(self);
         thread::sleep(duration); // the phase's length, not a synchronisation
         drop(stopper);
@@ -343,14 +418,132 @@ impl Clients {
         while !self.stop.load(Ordering::SeqCst) {
             let sleep = critical_sleep(&mut rng, settings.ttl);
             let mode = match resource {
-                Resource::Fenced | Resource::Unfenced => Mode::Exclusive,
+                Resource::Fenced | Resource::Unfenced | Resource::Queue | Resource::Queue1 => {
+                    Mode::Exclusive
+                }
                 Resource::Limited => Mode::Limit,
                 Resource::Shared if rng.percent(25) => Mode::Exclusive,
                 Resource::Shared => Mode::Shared,
             };
-            done.push(self.run_once(settings, phase, resource, mode, sleep));
+            done.push(self.run_once(settings, phase, resource, mode, sleep, None));
         }
         done
+    }
+
+    /// The queued workload on `resource`: cohorts of [`COHORT`] runs until the phase ends.
+    fn cohorts(
+        &self,
+        settings: &Settings,
+        phase: Phase,
+        resource: Resource,
+        mut rng: Rng,
+    ) -> Vec<Acquisition> {
+        let ports: Vec<u16> = resource
+            .nodes(settings.ports.len())
+            .map(|i| settings.ports[i])
+            .collect();
+        let mut queue = QueueWatch::new(&ports, resource);
+        let mut done = Vec::new();
+        let mut number = 0;
+        while !self.stop.load(Ordering::SeqCst) {
+            done.extend(self.cohort(settings, phase, resource, number, &mut queue, &mut rng));
+            number += 1;
+        }
+        done
+    }
+
+    /// One cohort: spawns its runs one by one, each once the previous one has arrived; may
+    /// interrupt one waiter; returns when all have exited.
+    fn cohort(
+        &self,
+        settings: &Settings,
+        phase: Phase,
+        resource: Resource,
+        number: u64,
+        queue: &mut QueueWatch,
+        rng: &mut Rng,
+    ) -> Vec<Acquisition> {
+        // The holder outlasts the others' arrivals (some 20-50 ms each); the waiters are brief.
+        let sleeps: Vec<Duration> = (0..COHORT)
+            .map(|place| {
+                if place == 0 {
+                    rng.millis(300, 600)
+                } else {
+                    rng.millis(20, 200)
+                }
+            })
+            .collect();
+        // One waiter in three cohorts gives up (Ctrl-C) after 0-300 ms in the queue.
+        let last = u64::try_from(COHORT - 1).expect("small");
+        let quitter = rng.percent(33).then(|| {
+            let place = usize::try_from(rng.between(2, last)).expect("small");
+            (place, rng.millis(0, 300))
+        });
+        let mut places: HashMap<u64, Cohort> = HashMap::new();
+        let mut runs = thread::scope(|scope| {
+            let (tx, rx) = mpsc::channel();
+            let mut handles = Vec::new();
+            for (place, &sleep) in sleeps.iter().enumerate() {
+                if self.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let tx = tx.clone();
+                handles.push(scope.spawn(move || {
+                    self.run_once(settings, phase, resource, Mode::Exclusive, sleep, Some(&tx))
+                }));
+                let Ok((id, pid)) = rx.recv() else { break };
+                let (arrival, queued) = self.arrival(id, pid, queue);
+                let mut entry = Cohort {
+                    number,
+                    place,
+                    arrival,
+                    queued,
+                    interrupted: None,
+                };
+                if let Some((_, after)) = quitter.filter(|&(q, _)| q == place && queued) {
+                    thread::sleep(after); // how long it waits in the queue before giving up
+                    entry.interrupted = self.interrupt_waiter(id, pid);
+                }
+                places.insert(id, entry);
+            }
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a cohort run panicked"))
+                .collect::<Vec<_>>()
+        });
+        for run in &mut runs {
+            run.cohort = places.get(&run.id).copied();
+        }
+        runs
+    }
+
+    /// Waits until run `id` (rlock `pid`) is in the lock's queue on a node, or its command has
+    /// started, or it has exited, for at most [`ARRIVAL`]: when, and whether it was queued.
+    fn arrival(&self, id: u64, pid: i32, queue: &mut QueueWatch) -> (Option<Nanos>, bool) {
+        let until = clock::now() + clock::nanos(ARRIVAL);
+        while clock::now() < until {
+            match lock(&self.active).get(&id).map(|a| a.child.is_some()) {
+                Some(true) => return (Some(clock::now()), false),
+                Some(false) => {}
+                None => return (None, false),
+            }
+            if queue.holds(pid) {
+                return (Some(clock::now()), true);
+            }
+            thread::sleep(POLL);
+        }
+        (None, false)
+    }
+
+    /// Sends `SIGINT` to rlock `pid` (run `id`) if it still waits: it gives up, as at a Ctrl-C.
+    fn interrupt_waiter(&self, id: u64, pid: i32) -> Option<Nanos> {
+        let active = lock(&self.active);
+        // Registered, so not reaped: the pid is this rlock's.
+        let waiting = active.get(&id).is_some_and(|a| a.child.is_none());
+        waiting.then(|| {
+            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGINT);
+            clock::now()
+        })
     }
 
     /// Runs rlock once around the critical section and records the outcome.
@@ -361,6 +554,7 @@ impl Clients {
         resource: Resource,
         mode: Mode,
         sleep: Duration,
+        spawned_to: Option<&mpsc::Sender<(u64, i32)>>,
     ) -> Acquisition {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let record = settings.dir.join(format!("records/{id}"));
@@ -395,6 +589,7 @@ impl Clients {
                 (Resource::Limited, _) => "slot",
                 (Resource::Shared, Mode::Shared) => "reader",
                 (Resource::Shared, _) => "writer",
+                (Resource::Queue | Resource::Queue1, _) => "fenced",
                 _ => resource.name(),
             })
             .arg(id.to_string())
@@ -408,21 +603,14 @@ impl Clients {
             id,
             clients: self,
         };
-        lock(&self.active).insert(
-            id,
-            Active {
-                rlock_pid: run.pid(),
-                child: None,
-                busy_until: None,
-                clock,
-                paused: false,
-                killed: None,
-            },
-        );
+        self.register(id, run.pid(), clock);
+        if let Some(to) = spawned_to {
+            let _ = to.send((id, run.pid()));
+        }
         // Long enough for the wait, a critical section twice the TTL and the stop grace, with room
         // for a loaded machine; reached only if rlock hangs.
-        let cap =
-            spawned + clock::nanos(settings.wait + settings.ttl * 4 + Duration::from_secs(20));
+        let wait = settings.wait_for(resource);
+        let cap = spawned + clock::nanos(wait + settings.ttl * 4 + Duration::from_secs(20));
         let watched = self.watch(&mut run, &record, cap, sleep);
         let exited = clock::now();
         drop(run);
@@ -464,7 +652,23 @@ impl Clients {
             sleep,
             stderr_blocked: blocked_run,
             killed: watched.killed,
+            wait,
+            terminated: watched.terminated,
+            cohort: None,
         }
+    }
+
+    /// Registers a running rlock for the nemesis.
+    fn register(&self, id: u64, rlock_pid: i32, clock: ClientClock) {
+        let active = Active {
+            rlock_pid,
+            child: None,
+            busy_until: None,
+            clock,
+            paused: false,
+            killed: None,
+        };
+        lock(&self.active).insert(id, active);
     }
 
     /// Polls `run` until rlock exits, watching its command's pid to bound when it died, ending a
@@ -472,7 +676,7 @@ impl Clients {
     fn watch(&self, run: &mut Run<'_>, record: &Path, cap: Nanos, sleep: Duration) -> Watched {
         let mut command_pid = None::<i32>;
         let (mut last_alive, mut death) = (clock::now(), None);
-        let (mut terminated, mut harness_killed) = (false, false);
+        let (mut terminated, mut harness_killed) = (None, false);
         let mut stuck = String::new();
         loop {
             if let Some((status, active)) = run.try_reap() {
@@ -484,6 +688,7 @@ impl Clients {
                     paused: active.paused,
                     killed: active.killed,
                     stuck,
+                    terminated,
                 };
             }
             let now = clock::now();
@@ -504,9 +709,9 @@ impl Clients {
                     }
                 }
                 // The phase is over and this run is still waiting: end the wait (exit 143).
-                None if !terminated && self.stop.load(Ordering::SeqCst) => {
+                None if terminated.is_none() && self.stop.load(Ordering::SeqCst) => {
                     let _ = signal::kill(Pid::from_raw(run.pid()), Signal::SIGTERM);
-                    terminated = true;
+                    terminated = Some(now);
                 }
                 _ => {}
             }
@@ -531,6 +736,67 @@ struct Watched {
     killed: Option<Nanos>,
     /// What rlock's threads waited in when the harness killed it.
     stuck: String,
+    /// When the harness ended its wait at the phase's end.
+    terminated: Option<Nanos>,
+}
+
+impl Settings {
+    /// The `--wait` of runs on `resource`.
+    pub fn wait_for(&self, resource: Resource) -> Duration {
+        if Resource::QUEUES.contains(&resource) {
+            self.queue_wait
+        } else {
+            self.wait
+        }
+    }
+}
+
+/// Looks straight at the nodes (not through the proxies) for a waiter in a lock's queue: its
+/// rlock pid in the `waiters` hash (`host TAB pid TAB command TAB since`).
+struct QueueWatch {
+    ports: Vec<u16>,
+    key: String,
+    conns: Vec<Option<redis::Connection>>,
+}
+
+impl QueueWatch {
+    fn new(ports: &[u16], resource: Resource) -> QueueWatch {
+        QueueWatch {
+            ports: ports.to_vec(),
+            key: format!("{}:waiters", resource.redis_key()),
+            conns: ports.iter().map(|_| None).collect(),
+        }
+    }
+
+    /// Whether any node lists rlock `pid` as a waiter. A node that does not answer within
+    /// 100 ms (paused, restarting) is asked again next time.
+    fn holds(&mut self, pid: i32) -> bool {
+        let pid = pid.to_string();
+        for (port, conn) in self.ports.iter().zip(&mut self.conns) {
+            if conn.is_none() {
+                *conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                    .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(100)))
+                    .ok();
+                if let Some(c) = conn {
+                    let _ = c.set_read_timeout(Some(Duration::from_millis(100)));
+                    let _ = c.set_write_timeout(Some(Duration::from_millis(100)));
+                }
+            }
+            let Some(c) = conn else { continue };
+            match redis::cmd("HVALS").arg(&self.key).query::<Vec<String>>(c) {
+                Ok(values) => {
+                    if values
+                        .iter()
+                        .any(|v| v.split('\t').nth(1) == Some(pid.as_str()))
+                    {
+                        return true;
+                    }
+                }
+                Err(_) => *conn = None,
+            }
+        }
+        false
+    }
 }
 
 /// The command around the critical section: `sh -c SHAPE sh S python3 resource.py ARGS`.
@@ -550,7 +816,7 @@ fn rlock_command(
 ) -> Command {
     let mut cmd = Command::new(&settings.rlock);
     without_rlock_env(&mut cmd);
-    for url in &settings.urls {
+    for url in &settings.urls[resource.nodes(settings.urls.len())] {
         cmd.arg("-r").arg(url);
     }
     cmd.args(["-k", resource.name()]);
@@ -566,7 +832,7 @@ fn rlock_command(
     cmd.arg("--ttl")
         .arg(humantime::format_duration(settings.ttl).to_string())
         .arg("--wait")
-        .arg(humantime::format_duration(settings.wait).to_string())
+        .arg(humantime::format_duration(settings.wait_for(resource)).to_string())
         .args(verbose.then_some("-v"))
         .arg("--")
         .process_group(0)
