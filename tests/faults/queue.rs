@@ -41,6 +41,8 @@ pub struct QueueCounts {
     pub ended: usize,
     /// Runs that broke checker 2.
     pub stuck: usize,
+    /// Runs still listed in the queue on a node after their cohort had exited.
+    pub traces: usize,
     /// Grants judged for order (their arrival was seen), and of them out of order.
     pub judged: usize,
     pub out_of_order: usize,
@@ -76,6 +78,7 @@ pub fn check(
             .filter(|r| place(r).interrupted.is_some())
             .count(),
         ended: ours.iter().filter(|r| r.terminated.is_some()).count(),
+        traces: ours.iter().filter(|r| place(r).trace).count(),
         ..QueueCounts::default()
     };
 
@@ -91,8 +94,18 @@ pub fn check(
         ));
     }
 
-    // 2. No waiter stuck.
+    // 2. No waiter stuck, and none left in the queue: without faults every node could be told.
     let slack = ttl + Duration::from_secs(2);
+    for r in ours
+        .iter()
+        .filter(|r| phase == Phase::Calm && place(r).trace)
+    {
+        violations.push(format!(
+            "{name} ({phase}): run {} (exit {:?}) was still in the queue after its cohort had \
+             exited",
+            r.id, r.code
+        ));
+    }
     for r in &ours {
         if let Some(why) = stuck(r, slack) {
             q.stuck += 1;
@@ -152,10 +165,14 @@ fn place(r: &Acquisition) -> crate::workload::Cohort {
 }
 
 /// Whether run `i`, whose arrival was seen, was still waiting at `t`: not yet granted, not yet
-/// timed out or unreachable, not yet interrupted.
+/// timed out or unreachable, not yet interrupted by its driver or by the harness at the phase's
+/// end (which signals every waiter of a cohort at once: who leaves the queue first is a race).
 fn waiting_at(i: &Acquisition, t: Nanos) -> bool {
     let arrived = place(i).arrival.is_some_and(|a| a < t);
-    let gone = place(i).interrupted.is_some_and(|x| x <= t);
+    let gone = place(i)
+        .interrupted
+        .or(i.terminated)
+        .is_some_and(|x| x <= t);
     let until = match &i.grant {
         Some(g) => g.start,
         // Granted, but its lease was lost before its command recorded a start: when is unknown.
@@ -245,6 +262,7 @@ mod tests {
             arrival: Some(arrival * MS),
             queued: place > 0,
             interrupted: None,
+            trace: false,
         });
         r
     }

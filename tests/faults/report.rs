@@ -174,7 +174,8 @@ impl Report<'_> {
                         Some(format!(
                             "{phase}: {} cohorts ({} with a node restarted empty mid-queue), {} runs, {} \
                              seen queued; granted {}, timed out (75) {}, unreachable (69) {}, \
-                             gave up (SIGINT) {}, ended at the phase's end {}, stuck {}; \
+                             gave up (SIGINT) {}, ended at the phase's end {}, stuck {}, \
+                             still in the queue after exiting {}; \
                              out-of-order grants {} of {}, longest wait {}; max {} inside at \
                              once within rlock's assumptions ({} counting every run)",
                             q.cohorts,
@@ -187,6 +188,7 @@ impl Report<'_> {
                             q.gave_up,
                             q.ended,
                             q.stuck,
+                            q.traces,
                             q.out_of_order,
                             q.judged,
                             ms(q.longest_wait_ms),
@@ -207,7 +209,8 @@ impl Report<'_> {
             "queue violations".to_owned(),
             format!(
                 "{} (two inside at once within rlock's assumptions, a waiter stuck past its \
-                 --wait + TTL + 2 s, or out of order on node 0 without faults)",
+                 --wait + TTL + 2 s; without faults, a run left in the queue or a grant out of \
+                 order on node 0)",
                 f.queue_violations.len()
             ),
         ));

@@ -297,6 +297,10 @@ pub struct Cohort {
     pub queued: bool,
     /// When its driver interrupted it (`SIGINT`) while it waited: it gave up.
     pub interrupted: Option<Nanos>,
+    /// Its rlock pid was still listed in the lock's queue on a node once the whole cohort had
+    /// exited: it did not leave the queue (a node it could not reach keeps it until its
+    /// heartbeat expires).
+    pub trace: bool,
 }
 
 impl Acquisition {
@@ -479,7 +483,7 @@ impl Clients {
             let place = usize::try_from(rng.between(2, last)).expect("small");
             (place, rng.millis(0, 300))
         });
-        let mut places: HashMap<u64, Cohort> = HashMap::new();
+        let mut places: HashMap<u64, (Cohort, i32)> = HashMap::new();
         let mut runs = thread::scope(|scope| {
             let (tx, rx) = mpsc::channel();
             let mut handles = Vec::new();
@@ -499,20 +503,25 @@ impl Clients {
                     arrival,
                     queued,
                     interrupted: None,
+                    trace: false,
                 };
                 if let Some((_, after)) = quitter.filter(|&(q, _)| q == place && queued) {
                     thread::sleep(after); // how long it waits in the queue before giving up
                     entry.interrupted = self.interrupt_waiter(id, pid);
                 }
-                places.insert(id, entry);
+                places.insert(id, (entry, pid));
             }
             handles
                 .into_iter()
                 .map(|h| h.join().expect("a cohort run panicked"))
                 .collect::<Vec<_>>()
         });
+        // Every run has exited (and none of the next cohort has started): none should be queued.
         for run in &mut runs {
-            run.cohort = places.get(&run.id).copied();
+            run.cohort = places.get(&run.id).map(|&(mut place, pid)| {
+                place.trace = queue.holds(pid);
+                place
+            });
         }
         runs
     }
