@@ -522,7 +522,8 @@ fn check_blocked(runs: &[Acquisition], ttl: Duration, wait: Duration) -> Blocked
 
 /// Why run `r` did not end as an rlock run should, if it did not: rlock killed by a signal or by
 /// the harness, an exit status that is neither the command's (0 or 3) nor one of rlock's outcomes
-/// (69, 75, 124, and 143 for the harness's `SIGTERM` to a waiter at the phase's end), or later
+/// (69, 75, 124, 143 for the harness's `SIGTERM` to a waiter at the phase's end, and 130 for a
+/// queued waiter's `SIGINT`), or later
 /// than its wait, its critical section and twice the TTL allow, with 2 s for a loaded machine
 /// (doubled for a slow client clock, which stretches rlock's waits; plus the longest pause).
 fn abnormal_end(r: &Acquisition, ttl: Duration, wait: Duration) -> Option<String> {
@@ -532,7 +533,9 @@ fn abnormal_end(r: &Acquisition, ttl: Duration, wait: Duration) -> Option<String
     let Some(code) = r.code else {
         return Some("rlock died of a signal".to_owned());
     };
-    if ![0, 3, 69, 75, 124, 143].contains(&code) {
+    // 130: a queued waiter its driver interrupted (SIGINT) to give up.
+    let interrupted = r.cohort.is_some_and(|c| c.interrupted.is_some()) && code == 130;
+    if ![0, 3, 69, 75, 124, 143].contains(&code) && !interrupted {
         return Some(format!("exit status {code}"));
     }
     let stretch = if r.clock == ClientClock::Slow { 2 } else { 1 };

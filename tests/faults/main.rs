@@ -442,6 +442,11 @@ fn details(findings: &checker::Findings, runs: &[workload::Acquisition]) -> Stri
     for v in findings.queue_violations.iter().take(20) {
         let _ = writeln!(out, "queue: {v}");
     }
+    for ((phase, _), q) in &findings.queues {
+        for note in q.notes.iter().filter(|_| *phase == Phase::Faults).take(20) {
+            let _ = writeln!(out, "queue, measured: {note}");
+        }
+    }
     for run in runs.iter().filter(|r| r.harness_killed) {
         let _ = writeln!(
             out,

@@ -26,7 +26,7 @@ use crate::nodes::Node;
 use crate::procs::{self, Member};
 use crate::proxy::{Mode, Proxy};
 use crate::rng::Rng;
-use crate::workload::{ClientClock, Clients, lock};
+use crate::workload::{ClientClock, Clients, Resource, lock};
 
 /// How long the nemesis watches a killed rlock's group before it kills what is left itself.
 const KILL_WATCH: Duration = Duration::from_secs(10);
@@ -258,7 +258,14 @@ impl Worker {
         match fault {
             Fault::PauseMinority | Fault::PauseMajority => self.pause_nodes(fault),
             Fault::CrashRestart => {
-                let i = self.rng.choose(t.nodes.len(), 1)[0];
+                // In the middle of a queue (issue 18): a restart empty may cost order, never
+                // safety. Node 0 half the time when `queue1`, which lives there alone, has one.
+                let live = self.await_queue();
+                let i = if live.contains(&Resource::Queue1) && self.rng.percent(50) {
+                    0
+                } else {
+                    self.rng.choose(t.nodes.len(), 1)[0]
+                };
                 let at = clock::now();
                 lock(&t.nodes[i]).crash_restart();
                 self.event(NodeEvent::Crash { node: i, at });
@@ -295,6 +302,19 @@ impl Worker {
                 self.hold(d);
                 t.clients.stderr_blocked.store(false, Ordering::SeqCst);
             }
+        }
+    }
+
+    /// Waits up to 1.5 s (paced) until a waiter is in a queue lock's queue; returns the locks
+    /// with one.
+    fn await_queue(&mut self) -> Vec<Resource> {
+        let until = clock::now() + clock::nanos(self.paced(1500, 1500));
+        loop {
+            let live = self.targets.clients.live_queues();
+            if !live.is_empty() || self.stopped() || clock::now() > until {
+                return live;
+            }
+            thread::sleep(Duration::from_millis(5));
         }
     }
 

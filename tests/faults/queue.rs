@@ -51,6 +51,8 @@ pub struct QueueCounts {
     /// The most commands inside at once: every run, and within rlock's assumptions.
     pub most: usize,
     pub most_within: usize,
+    /// The out-of-order grants and the runs left in the queue, one line each, for the details.
+    pub notes: Vec<String>,
 }
 
 /// Checks the queued workload on `resource` in `phase`; pushes hard failures to `violations`.
@@ -96,15 +98,18 @@ pub fn check(
 
     // 2. No waiter stuck, and none left in the queue: without faults every node could be told.
     let slack = ttl + Duration::from_secs(2);
-    for r in ours
-        .iter()
-        .filter(|r| phase == Phase::Calm && place(r).trace)
-    {
-        violations.push(format!(
-            "{name} ({phase}): run {} (exit {:?}) was still in the queue after its cohort had \
-             exited",
-            r.id, r.code
-        ));
+    for r in ours.iter().filter(|r| place(r).trace) {
+        let line = format!(
+            "{name} ({phase}): run {} (cohort {}, exit {:?}) was still in the queue after its \
+             cohort had exited",
+            r.id,
+            place(r).number,
+            r.code
+        );
+        if phase == Phase::Calm {
+            violations.push(line.clone());
+        }
+        q.notes.push(line);
     }
     for r in &ours {
         if let Some(why) = stuck(r, slack) {
@@ -137,15 +142,17 @@ pub fn check(
                 .collect();
             if !passed.is_empty() {
                 q.out_of_order += 1;
+                let line = format!(
+                    "{name} ({phase}): run {} (place {} of cohort {}) was granted while runs \
+                     {passed:?}, seen queued before it, still waited",
+                    j.id,
+                    place(j).place,
+                    place(j).number
+                );
                 if phase == Phase::Calm && resource == Resource::Queue1 {
-                    violations.push(format!(
-                        "{name} ({phase}): run {} (place {} of cohort {}) was granted while runs \
-                         {passed:?}, queued before it on the one node, still waited",
-                        j.id,
-                        place(j).place,
-                        place(j).number
-                    ));
+                    violations.push(line.clone());
                 }
+                q.notes.push(line);
             }
             if place(j).queued {
                 let arrival = place(j).arrival.expect("seen");

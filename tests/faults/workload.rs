@@ -337,6 +337,23 @@ pub struct Active {
     pub paused: bool,
     /// When the nemesis killed it: it is not to be paused, nor killed again.
     pub killed: Option<Nanos>,
+    /// The queued workload's lock whose queue its driver saw it in (it waits there until its
+    /// command starts).
+    pub queued: Option<Resource>,
+}
+
+impl Clients {
+    /// The queue locks that have a waiter in their queue now (as their drivers saw).
+    pub fn live_queues(&self) -> Vec<Resource> {
+        let mut live: Vec<Resource> = lock(&self.active)
+            .values()
+            .filter(|a| a.child.is_none())
+            .filter_map(|a| a.queued)
+            .collect();
+        live.sort_unstable();
+        live.dedup();
+        live
+    }
 }
 
 /// What the client loops and the nemesis share.
@@ -496,7 +513,7 @@ impl Clients {
                     self.run_once(settings, phase, resource, Mode::Exclusive, sleep, Some(&tx))
                 }));
                 let Ok((id, pid)) = rx.recv() else { break };
-                let (arrival, queued) = self.arrival(id, pid, queue);
+                let (arrival, queued) = self.arrival(id, pid, resource, queue);
                 let mut entry = Cohort {
                     number,
                     place,
@@ -528,7 +545,13 @@ impl Clients {
 
     /// Waits until run `id` (rlock `pid`) is in the lock's queue on a node, or its command has
     /// started, or it has exited, for at most [`ARRIVAL`]: when, and whether it was queued.
-    fn arrival(&self, id: u64, pid: i32, queue: &mut QueueWatch) -> (Option<Nanos>, bool) {
+    fn arrival(
+        &self,
+        id: u64,
+        pid: i32,
+        resource: Resource,
+        queue: &mut QueueWatch,
+    ) -> (Option<Nanos>, bool) {
         let until = clock::now() + clock::nanos(ARRIVAL);
         while clock::now() < until {
             match lock(&self.active).get(&id).map(|a| a.child.is_some()) {
@@ -537,6 +560,9 @@ impl Clients {
                 None => return (None, false),
             }
             if queue.holds(pid) {
+                if let Some(a) = lock(&self.active).get_mut(&id) {
+                    a.queued = Some(resource);
+                }
                 return (Some(clock::now()), true);
             }
             thread::sleep(POLL);
@@ -676,6 +702,7 @@ impl Clients {
             clock,
             paused: false,
             killed: None,
+            queued: None,
         };
         lock(&self.active).insert(id, active);
     }
