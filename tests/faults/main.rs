@@ -207,7 +207,12 @@ fn run(config: &Config) {
     ));
     let faults = nemesis.finish();
 
+    let expiring = clock::now();
     let keys_left = wait_for_expiry(&cluster.ports);
+    let waited = Duration::from_nanos(clock::now() - expiring);
+    if waited > Duration::from_secs(3) {
+        println!("faults: waited {waited:.1?} for the lock keys to expire");
+    }
     let strays = strays(dir.path());
     let samples = cluster.monitor.finish();
     let mut final_sets = HashMap::new();
@@ -392,7 +397,9 @@ impl Cluster {
 /// what is left when the wait gives up. A key without a TTL is reported at once.
 fn wait_for_expiry(ports: &[u16]) -> Vec<String> {
     // The longest a key can legitimately live: a TTL stretched by the largest clock jump.
-    let deadline = clock::now() + clock::nanos(TTL * 2 + Duration::from_secs(45));
+    let started = clock::now();
+    let deadline = started + clock::nanos(TTL * 2 + Duration::from_secs(45));
+    let mut told = false;
     loop {
         let mut left = Vec::new();
         for &port in ports {
@@ -415,6 +422,11 @@ fn wait_for_expiry(ports: &[u16]) -> Vec<String> {
         }
         if left.is_empty() || clock::now() > deadline {
             return left;
+        }
+        // Once: what outlives its TTL by seconds (a key set while its node's clock ran ahead).
+        if !told && clock::now() > started + clock::nanos(TTL * 2 + Duration::from_secs(1)) {
+            println!("faults: keys still there {TTL:?} × 2 + 1 s after the run: {left:?}");
+            told = true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
