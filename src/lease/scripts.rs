@@ -20,7 +20,12 @@
 //!   with their last holder. Every script drops expired members before it judges, so each shared
 //!   holder expires on its own, measured by the server, whatever the others do;
 //! - `P{K}:intent` is an exclusive waiter's mark (its waiter id, a short expiry): while it lives, no
-//!   new shared holder is admitted, so a stream of shared holders cannot starve the writer.
+//!   new shared holder is admitted, so a stream of shared holders cannot starve the writer;
+//! - `P{K}:queue` orders the waiters: a sorted set of waiter ids scored with their tickets;
+//!   `P{K}:alive` scores the same ids with their heartbeat's expiry (ms, node clock), and
+//!   `P{K}:waiters` maps them to their records. A waiter whose heartbeat lapsed is dropped by the
+//!   next script that looks; the three keys expire with the last heartbeat. A release wakes the
+//!   first live waiter alone, on `P{K}:w:ID`, or everyone on `P{K}:released` if nobody is queued.
 //!
 //! The `{K}` hash tag puts them all in one Redis Cluster slot, so one script may touch them all;
 //! slot and reader keys are derived inside the scripts from `P{K}`, which is always `KEYS[1]`.
@@ -366,11 +371,11 @@ return 1
 ///
 /// `KEYS`: lock, fence. `ARGV`: the caller's token (or `''`), and the number of slots to look at
 /// at least (the caller's `--limit`, or 0; the stored limit counts too). Returns
-/// `{fence, limit, intent, holders, waiting, next}`: the fence counter (`''` if none), the stored limit (`''` if
-/// none), the exclusive waiter's mark's PTTL (-2 if none), and one `{place, pttl, digest, mine,
-/// holder}` per hold: place `x` (exclusive), `s` (shared) or a slot number; a SHA-1 of its token
-/// (so that nodes can be compared without ever revealing a token); 1 if the token is the
-/// caller's; the holder hash as a flat list (a shared holder's record as one tab-separated string).
+/// `{fence, limit, intent, holders, waiting, next}`: the fence counter (`''` if none), the stored
+/// limit (`''` if none), the exclusive waiter's mark's PTTL (-2 if none), and one `{place, pttl,
+/// digest, mine, holder}` per hold: place `x` (exclusive), `s` (shared) or a slot number; a
+/// SHA-1 of its token (so that nodes can be compared without ever revealing a token); 1 if the
+/// token is the caller's; the holder hash as a flat list (a shared holder's record as one tab-separated string).
 /// At most 1000 shared holders are listed. Then the number of live waiters in the queue and the
 /// first one's record (tab-separated, `''` if none).
 pub static STATUS: LazyLock<Script> = LazyLock::new(|| {
