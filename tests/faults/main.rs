@@ -453,8 +453,8 @@ fn details(findings: &checker::Findings, runs: &[workload::Acquisition]) -> Stri
     for v in findings.queue_violations.iter().take(20) {
         let _ = writeln!(out, "queue: {v}");
     }
-    for ((phase, _), q) in &findings.queues {
-        for note in q.notes.iter().filter(|_| *phase == Phase::Faults).take(20) {
+    for q in findings.queues.values() {
+        for note in q.notes.iter().take(20) {
             let _ = writeln!(out, "queue, measured: {note}");
         }
     }

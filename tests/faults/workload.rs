@@ -543,7 +543,8 @@ impl Clients {
         runs
     }
 
-    /// Waits until run `id` (rlock `pid`) is in the lock's queue on a node, or its command has
+    /// Waits until run `id` (rlock `pid`) is in the lock's queue on every node (see
+    /// [`QueueWatch::arrived`]), or its command has
     /// started, or it has exited, for at most [`ARRIVAL`]: when, and whether it was queued.
     fn arrival(
         &self,
@@ -559,7 +560,7 @@ impl Clients {
                 Some(false) => {}
                 None => return (None, false),
             }
-            if queue.holds(pid) {
+            if queue.arrived(pid) {
                 if let Some(a) = lock(&self.active).get_mut(&id) {
                     a.queued = Some(resource);
                 }
@@ -804,10 +805,24 @@ impl QueueWatch {
         }
     }
 
-    /// Whether any node lists rlock `pid` as a waiter. A node that does not answer within
-    /// 100 ms (paused, restarting) is asked again next time.
+    /// Whether any node lists rlock `pid` as a waiter.
     fn holds(&mut self, pid: i32) -> bool {
+        self.listing(pid).0 > 0
+    }
+
+    /// Whether rlock `pid` has surely joined the queue: listed by every node that answered, and
+    /// those are a majority. Over a quorum its ticket is the largest of the nodes' clocks at its
+    /// first refusal, so a waiter seen on one node alone may still draw a ticket after the next.
+    fn arrived(&mut self, pid: i32) -> bool {
+        let (listed, answered) = self.listing(pid);
+        listed == answered && listed > self.ports.len() / 2
+    }
+
+    /// How many nodes list rlock `pid` as a waiter, and how many answered. A node that does not
+    /// answer within 100 ms (paused, restarting) is asked again next time.
+    fn listing(&mut self, pid: i32) -> (usize, usize) {
         let pid = pid.to_string();
+        let (mut listed, mut answered) = (0, 0);
         for (port, conn) in self.ports.iter().zip(&mut self.conns) {
             if conn.is_none() {
                 *conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
@@ -821,17 +836,18 @@ impl QueueWatch {
             let Some(c) = conn else { continue };
             match redis::cmd("HVALS").arg(&self.key).query::<Vec<String>>(c) {
                 Ok(values) => {
+                    answered += 1;
                     if values
                         .iter()
                         .any(|v| v.split('\t').nth(1) == Some(pid.as_str()))
                     {
-                        return true;
+                        listed += 1;
                     }
                 }
                 Err(_) => *conn = None,
             }
         }
-        false
+        (listed, answered)
     }
 }
 
