@@ -472,11 +472,14 @@ impl Lock {
         }
 
         if let Some(grant) = self.judge_grant(&token, sent, &granted, &busy) {
-            // The granting nodes took us out of their queues; the others would keep us first in
-            // line until our heartbeat lapses, and hold everyone else up meanwhile.
-            if std::mem::take(&mut self.queued) && !busy.is_empty() {
-                let refused: Vec<usize> = busy.iter().map(|&(i, _)| i).collect();
-                self.leave_queue(&refused);
+            // The granting nodes took us out of their queues; the others (those that refused, and
+            // those whose answer was lost) would keep us first in line until our heartbeat
+            // lapses, and hold everyone else up meanwhile.
+            let others: Vec<usize> = (0..n)
+                .filter(|i| !granted.iter().any(|&(g, _, _)| g == *i))
+                .collect();
+            if std::mem::take(&mut self.queued) && !others.is_empty() {
+                self.leave_queue(&others);
             }
             return Ok(Attempt::Acquired(grant));
         }
