@@ -472,12 +472,7 @@ impl Lock {
         }
 
         if let Some(grant) = self.judge_grant(&token, sent, &granted, &busy) {
-            // The granting nodes took us out of their queues; the others (those that refused, and
-            // those whose answer was lost) would keep us first in line until our heartbeat
-            // lapses, and hold everyone else up meanwhile.
-            let others: Vec<usize> = (0..n)
-                .filter(|i| !granted.iter().any(|&(g, _, _)| g == *i))
-                .collect();
+            let others = still_queued(&busy, &failures);
             if std::mem::take(&mut self.queued) && !others.is_empty() {
                 self.leave_queue(&others);
             }
@@ -880,6 +875,22 @@ impl Answers {
         }
         answers
     }
+}
+
+/// The nodes where a granted waiter may still be queued: the granting nodes took it out of their
+/// queues, but the others (those that refused, and those whose answer was lost) would keep it
+/// first in line until its heartbeat lapses, holding everyone else up meanwhile. A node that timed
+/// out is left to the heartbeat: asking it again would hold the command back by another timeout.
+fn still_queued(busy: &[(usize, i64)], failures: &[(usize, NodeError)]) -> Vec<usize> {
+    busy.iter()
+        .map(|&(i, _)| i)
+        .chain(
+            failures
+                .iter()
+                .filter(|(_, e)| !matches!(e, NodeError::TimedOut(_)))
+                .map(|&(i, _)| i),
+        )
+        .collect()
 }
 
 /// Counts a round's replies: (nodes that said 1, nodes that said 0, the failures as one message).
