@@ -18,7 +18,7 @@ Every ratio is computed here, from numbers of the same run. Inputs, all in DIR:
                            and 5 nodes, busy5 (3 of 4 slots held), and plain, busy, shared on 5
                            slow nodes
   modes-*.json             modes.py results: {plain,limit,shared}-{n1,n5}
-  queue-*.json             queue.py results: scale1 (1 node), scale3 (N = 3), kill
+  queue-*.json             waitqueue.py results: scale1 (1 node), scale3 (N = 3), kill
 
 Usage: report.py DIR
 """
@@ -565,7 +565,7 @@ def notes(r):
         "uncounted warm-up rounds: a line from a client is a request, a line from `lua` a command "
         "run inside its script. 'per grant' is the acquire alone; 'whole run' is grant and "
         "release. Target: one request per node per grant, with all slots judged in one script.",
-        "h: bench/queue.py. A holder takes the lock, then W waiters `rlock -w 5m -- stamp` "
+        "h: bench/waitqueue.py. A holder takes the lock, then W waiters `rlock -w 5m -- stamp` "
         f"arrive {r.json('queue-scale1.json')['spacing_ms']:g} ms apart (each launched only once "
         "the one before listens on the release channel of every node), then the holder lets go "
         "and the queue drains: W handoffs, each from one command's stamp to the next's, like f1. "

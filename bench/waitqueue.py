@@ -274,7 +274,7 @@ def main():
     # A TERM from bench/run must still stop our children: exit through the finally below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        with tempfile.TemporaryDirectory(prefix="rlock-queue.") as tmp:
+        with tempfile.TemporaryDirectory(prefix="rlock-waitqueue.") as tmp:
             args.stamp, args.stamp_kind = build_stamp(tmp)
             run = {"scale": cmd_scale, "kill": cmd_kill}[args.what]
             print(json.dumps(run(args, tmp)))
