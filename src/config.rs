@@ -39,6 +39,9 @@ pub struct LockSettings {
     pub prefix: String,
     /// Exclusive, shared or limited.
     pub mode: Mode,
+    /// Whether waiters queue in arrival order: yes, unless `RLOCK_UNORDERED=1` asks for the old
+    /// free-for-all (for side-by-side benchmarks).
+    pub ordered: bool,
     /// The nodes' URLs (credentials included).
     pub urls: Vec<String>,
     /// The lease TTL.
@@ -51,14 +54,16 @@ impl LockSettings {
     /// The lock these settings describe, on its nodes; no I/O yet. [`LeaseError::Usage`] when a
     /// node URL cannot be used or the same server is listed twice.
     pub fn lock(&self) -> Result<Lock, LeaseError> {
-        Lock::new(
+        let mut lock = Lock::new(
             &self.key,
             &self.prefix,
             self.mode,
             &self.urls,
             self.ttl,
             &self.tls,
-        )
+        )?;
+        lock.set_ordered(self.ordered);
+        Ok(lock)
     }
 }
 
@@ -148,6 +153,7 @@ fn check_lock(args: &LockArgs) -> Result<Checked> {
                 (false, Some(n)) if n > 1 => Mode::Limit(n),
                 _ => Mode::Exclusive,
             },
+            ordered: std::env::var_os("RLOCK_UNORDERED").is_none_or(|v| v != "1"),
             urls,
             ttl: args.ttl,
             tls,
@@ -243,6 +249,7 @@ pub fn list(args: &ListArgs) -> Result<ListSettings> {
             key: String::new(),
             prefix: args.prefix.clone(),
             mode: Mode::Exclusive,
+            ordered: true,
             urls,
             // Only its node timeout is used: every request's deadline, as lease commands have it.
             ttl: LIST_TTL,

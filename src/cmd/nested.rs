@@ -83,6 +83,7 @@ mod tests {
             key: "job".to_owned(),
             prefix: "rlock:".to_owned(),
             mode,
+            ordered: true,
             urls: vec!["redis://a".to_owned(), "redis://b".to_owned()],
             ttl: Duration::from_secs(30),
             tls: Tls::default(),

@@ -76,6 +76,14 @@ fn plain(key: &str, state: &LockStatus) -> String {
     if state.exclusive_waiting {
         let _ = writeln!(out, "  an exclusive waiter holds back new shared holders");
     }
+    if state.waiting > 0 {
+        let next = if state.next.is_empty() {
+            String::new()
+        } else {
+            format!(" (next: {})", who(&state.next))
+        };
+        let _ = writeln!(out, "  waiting:      {}{next}", state.waiting);
+    }
     if let Some(fence) = state.fence {
         let _ = writeln!(out, "  latest fence: {fence}");
     }
@@ -186,6 +194,7 @@ pub(super) fn as_json(key: &str, state: &LockStatus) -> Value {
         "holder": only.map_or(Value::Null, |o| record(&o.holder)),
         "holders": holders,
         "exclusive_waiting": state.exclusive_waiting,
+        "queue": {"length": state.waiting, "head": record(&state.next)},
         "fence": state.fence.map(super::fence_json),
         "nodes": nodes,
     })
@@ -233,6 +242,8 @@ mod tests {
             limit: None,
             exclusive_waiting: false,
             fence: Some(7),
+            waiting: 0,
+            next: Vec::new(),
             nodes: Vec::new(),
         }
     }

@@ -139,7 +139,8 @@ fn attempts(
                 Woke::Time => false,
             };
         let mut next = pace.next_attempt(clock::now());
-        if released && lock.node_count() > 1 {
+        // In line, only the first waiter is woken: nobody to split the votes with.
+        if released && lock.node_count() > 1 && !lock.ordered() {
             next = next.max(clock::now() + jitter(SPLIT_VOTE));
         }
         if let Woke::Signal(signal) = pause(inbox, next, false) {

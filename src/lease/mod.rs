@@ -223,6 +223,10 @@ pub struct NodeView {
     pub exclusive_waiting: bool,
     /// Every hold the node knows of: exclusive, slots, shared holders.
     pub holds: Vec<Hold>,
+    /// How many live waiters are in the node's queue.
+    pub waiting: u64,
+    /// The first one's record (`host`, `pid`, `command`, `since`), if any.
+    pub next: Vec<(String, String)>,
 }
 
 /// A holder a majority of the nodes agrees on, for `status`.
@@ -251,6 +255,10 @@ pub struct LockStatus {
     pub exclusive_waiting: bool,
     /// The highest fence counter on any node: the latest fence handed out.
     pub fence: Option<u64>,
+    /// How many waiters are queued, on the node that knows of the most.
+    pub waiting: u64,
+    /// The first waiter's record, on that node.
+    pub next: Vec<(String, String)>,
     /// Each node's redacted URL and what it said.
     pub nodes: Vec<(String, Result<NodeView, NodeError>)>,
 }
@@ -277,6 +285,12 @@ pub struct Lock {
     waiter: String,
     /// Whether an attempt may have left that mark on a node (it was waiting and turned away).
     marked: bool,
+    /// Whether waiters queue in arrival order (the default) or all try on every release.
+    ordered: bool,
+    /// Whether an attempt may have put this client in the lock's queue on a node.
+    queued: bool,
+    /// This client's place in the queue, the same on every node once known.
+    ticket: Option<u64>,
     nodes: Vec<Node>,
     ttl: Duration,
     timeout: Duration,
@@ -317,6 +331,9 @@ impl Lock {
             mode,
             waiter: new_token()?,
             marked: false,
+            ordered: true,
+            queued: false,
+            ticket: None,
             nodes,
             ttl,
             timeout,
@@ -337,6 +354,17 @@ impl Lock {
     /// How the lock is taken.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Whether waiters queue in arrival order (the default); without, every release wakes every
+    /// waiter and one of them wins, as before the queue existed (kept for side-by-side benchmarks).
+    pub fn set_ordered(&mut self, ordered: bool) {
+        self.ordered = ordered;
+    }
+
+    /// Whether waiters queue in arrival order.
+    pub fn ordered(&self) -> bool {
+        self.ordered
     }
 
     /// The lease TTL.
@@ -382,6 +410,12 @@ impl Lock {
         } else {
             "0".to_owned()
         };
+        // A waiter joins the queue with its first refusal, with a ticket from the node's clock;
+        // over Redlock the largest of them is its ticket on every node from then on, so that all
+        // nodes order the same waiters the same way.
+        let join = waiting && self.ordered;
+        let ticket = self.ticket.map_or_else(String::new, |t| t.to_string());
+        let heartbeat_ms = millis(HEARTBEAT).to_string();
         let sent = clock::now();
         let deadline = sent + self.timeout;
         let Lock {
@@ -405,6 +439,9 @@ impl Lock {
                 &intent_ms,
                 waiter.as_str(),
                 "",
+                if join { "1" } else { "0" },
+                &ticket,
+                &heartbeat_ms,
             ];
             Some(
                 node.eval::<Value>(&scripts::ACQUIRE, &keys, &args, deadline)
@@ -418,8 +455,13 @@ impl Lock {
             failures,
             ids,
             mismatch,
+            tickets,
         } = Answers::of(replies);
         self.marked |= intent_ms != "0" && !busy.is_empty();
+        self.queued |= join && !busy.is_empty();
+        if self.ticket.is_none() {
+            self.ticket = tickets.into_iter().max();
+        }
         if let Err(e) = self.check_independent(&ids) {
             self.undo(&token, &busy);
             return Err(e);
@@ -430,6 +472,12 @@ impl Lock {
         }
 
         if let Some(grant) = self.judge_grant(&token, sent, &granted, &busy) {
+            // The granting nodes took us out of their queues; the others would keep us first in
+            // line until our heartbeat lapses, and hold everyone else up meanwhile.
+            if std::mem::take(&mut self.queued) && !busy.is_empty() {
+                let refused: Vec<usize> = busy.iter().map(|&(i, _)| i).collect();
+                self.leave_queue(&refused);
+            }
             return Ok(Attempt::Acquired(grant));
         }
         let majority = quorum::majority(n);
@@ -500,9 +548,16 @@ impl Lock {
     /// Takes back an exclusive waiter's mark, so that shared holders are admitted again at once
     /// when it gives up (best effort: the mark expires on its own).
     pub fn withdraw(&mut self) {
-        if !std::mem::take(&mut self.marked) {
+        let marked = std::mem::take(&mut self.marked);
+        if !std::mem::take(&mut self.queued) && !marked {
             return;
         }
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.leave_queue(&all);
+    }
+
+    /// Leaves the queue (and takes back the exclusive waiter's mark) on the nodes `on`, by index.
+    fn leave_queue(&mut self, on: &[usize]) {
         let deadline = clock::now() + self.timeout;
         let Lock {
             keys,
@@ -511,7 +566,10 @@ impl Lock {
             ..
         } = self;
         let keys_released = keys.released.as_str();
-        node::on_all(nodes, |_, node| {
+        node::on_all(nodes, |i, node| {
+            if !on.contains(&i) {
+                return None;
+            }
             let keys = [keys.lock.as_str()];
             let _ = node.eval::<i64>(
                 &scripts::WITHDRAW,
@@ -578,7 +636,12 @@ impl Lock {
         let keys_released = keys.released.as_str();
         let replies = node::on_all(nodes, |_, node| {
             let keys = [keys.lock.as_str()];
-            Some(node.eval::<i64>(&scripts::RELEASE, &keys, &[token, keys_released], deadline))
+            Some(node.eval::<i64>(
+                &scripts::RELEASE,
+                &keys,
+                &[token, keys_released, "1"],
+                deadline,
+            ))
         });
         let (deleted, _, failures) = tally(&self.nodes, replies);
         Released { deleted, failures }
@@ -648,11 +711,14 @@ impl Lock {
                 self.unreachable(&failures, answered.len()),
             ));
         }
+        let longest = answered.iter().copied().max_by_key(|v| v.waiting);
         Ok(LockStatus {
             occupants: quorum::occupants(views.len(), &answered),
             limit: quorum::most_granted(answered.iter().filter_map(|v| v.limit)),
             exclusive_waiting: answered.iter().any(|v| v.exclusive_waiting),
             fence: answered.iter().filter_map(|v| v.fence).max(),
+            waiting: longest.map_or(0, |v| v.waiting),
+            next: longest.map(|v| v.next.clone()).unwrap_or_default(),
             nodes: views,
         })
     }
@@ -681,8 +747,13 @@ impl Lock {
             (!busy.iter().any(|&(b, _)| b == i)).then(|| {
                 let keys = [keys.lock.as_str()];
                 // Best effort: a node that does not answer now lets the lease expire by its TTL.
-                let _ =
-                    node.eval::<i64>(&scripts::RELEASE, &keys, &[token, keys_released], deadline);
+                // Nothing anyone waited for was freed: announcing it would wake waiters for nothing.
+                let _ = node.eval::<i64>(
+                    &scripts::RELEASE,
+                    &keys,
+                    &[token, keys_released, "0"],
+                    deadline,
+                );
             })
         });
     }
@@ -776,6 +847,8 @@ struct Answers {
     ids: Vec<(usize, String)>,
     /// What another client's limit is, if a node said the lock is used with another one.
     mismatch: Option<String>,
+    /// The tickets the nodes gave the caller in their queues.
+    tickets: Vec<u64>,
 }
 
 impl Answers {
@@ -789,7 +862,10 @@ impl Answers {
                         reply::Acquire::Granted(fence, slot) => {
                             answers.granted.push((i, fence, slot));
                         }
-                        reply::Acquire::Busy(pttl) => answers.busy.push((i, pttl)),
+                        reply::Acquire::Busy(pttl, ticket) => {
+                            answers.busy.push((i, pttl));
+                            answers.tickets.extend(ticket);
+                        }
                         reply::Acquire::Mismatch(held) => {
                             answers.busy.push((i, -1));
                             answers.mismatch = Some(held);
@@ -826,6 +902,11 @@ fn new_token() -> Result<String, LeaseError> {
         hex
     }))
 }
+
+/// How long a waiter stays in a lock's queue after its last attempt, measured by the node: three
+/// times the one-second backstop between a waiter's attempts, so a living waiter is never dropped,
+/// and a dead one (killed, or paused) holds the queue up at most this long.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
 
 /// How long an exclusive waiter's mark lasts at least (the lease TTL if longer): longer than the
 /// waiter's one-second backstop between attempts, so that a living waiter keeps it up.

@@ -324,6 +324,8 @@ mod tests {
             limit: Some(3),
             exclusive_waiting: false,
             holds,
+            waiting: 0,
+            next: Vec::new(),
         };
         // Slot 0 agreed by all three, slot 1 by one node only, two shared holders by two nodes.
         let a = view(vec![

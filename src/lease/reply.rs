@@ -14,14 +14,15 @@ use super::{Hold, NodeView, Place};
 pub(super) enum Acquire {
     /// It granted the lease, with this fence, in this slot (0 unless the lock is limited).
     Granted(u64, u32),
-    /// Someone else holds the lock, for this many more milliseconds (negative: no expiry).
-    Busy(i64),
+    /// Turned away: the lock may have room in this many milliseconds (negative: unknown, or the
+    /// caller waits in line to be woken), and the caller's ticket if it joined the queue.
+    Busy(i64, Option<u64>),
     /// The lock is in use with another limit: that limit, or `exclusive`/`shared`.
     Mismatch(String),
 }
 
-/// Decodes the acquire script's `{1, fence, id, slot}` / `{0, pttl, id}` / `{2, held, id}`; `id`
-/// is the server's `run_id`, if it was asked for.
+/// Decodes the acquire script's `{1, fence, id, slot}` / `{0, pttl, id, ticket}` /
+/// `{2, held, id}`; `id` is the server's `run_id`, if it was asked for.
 pub(super) fn acquire(value: Value) -> Result<(Acquire, Option<String>), NodeError> {
     let odd = || NodeError::Server("unexpected reply to the acquire script".to_owned());
     let Value::Array(items) = value else {
@@ -38,7 +39,13 @@ pub(super) fn acquire(value: Value) -> Result<(Acquire, Option<String>), NodeErr
             let slot = u32::try_from(*slot).map_err(|_| odd())?;
             (Acquire::Granted(fence, slot), id)
         }
-        [Value::Int(0), Value::Int(pttl), id] => (Acquire::Busy(*pttl), id),
+        [Value::Int(0), Value::Int(pttl), id, ticket] => {
+            let ticket = match ticket {
+                Value::BulkString(t) => std::str::from_utf8(t).ok().and_then(fence::parse),
+                _ => None,
+            };
+            (Acquire::Busy(*pttl, ticket), id)
+        }
         [Value::Int(2), Value::BulkString(held), id] => (
             Acquire::Mismatch(String::from_utf8_lossy(held).chars().take(32).collect()),
             id,
@@ -52,10 +59,11 @@ pub(super) fn acquire(value: Value) -> Result<(Acquire, Option<String>), NodeErr
     Ok((reply, id))
 }
 
-/// The fields of a shared holder's record, which the node stores as one tab-separated string.
-const SHARED_RECORD: [&str; 4] = ["host", "pid", "command", "since"];
+/// The fields of a shared holder's or a waiter's record, which the node stores as one
+/// tab-separated string.
+const RECORD: [&str; 4] = ["host", "pid", "command", "since"];
 
-/// Decodes the status script's `{fence, limit, intent, holds}`.
+/// Decodes the status script's `{fence, limit, intent, holds, waiting, next}`.
 pub(super) fn status(value: Value) -> Result<NodeView, NodeError> {
     let odd = || NodeError::Server("unexpected reply to the status script".to_owned());
     let text = |v: &Value| match v {
@@ -65,8 +73,23 @@ pub(super) fn status(value: Value) -> Result<NodeView, NodeError> {
     let Value::Array(items) = value else {
         return Err(odd());
     };
-    let [fence, limit, Value::Int(intent), Value::Array(holds)] = items.as_slice() else {
+    let [
+        fence,
+        limit,
+        Value::Int(intent),
+        Value::Array(holds),
+        Value::Int(waiting),
+        next,
+    ] = items.as_slice()
+    else {
         return Err(odd());
+    };
+    let record = |text: String| -> Vec<(String, String)> {
+        RECORD
+            .iter()
+            .zip(text.split('\t'))
+            .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
+            .collect()
     };
     let holds = holds
         .iter()
@@ -90,12 +113,7 @@ pub(super) fn status(value: Value) -> Result<NodeView, NodeError> {
                 slot => Place::Slot(slot.parse().map_err(|_| odd())?),
             };
             let holder = if place == Place::Shared {
-                let record = holder.first().map(text).transpose()?.unwrap_or_default();
-                SHARED_RECORD
-                    .iter()
-                    .zip(record.split('\t'))
-                    .map(|(k, v)| ((*k).to_owned(), v.to_owned()))
-                    .collect()
+                record(holder.first().map(text).transpose()?.unwrap_or_default())
             } else {
                 holder
                     .chunks(2)
@@ -119,6 +137,11 @@ pub(super) fn status(value: Value) -> Result<NodeView, NodeError> {
         limit: text(limit)?.parse().ok(),
         exclusive_waiting: *intent != -2,
         holds,
+        waiting: u64::try_from(*waiting).unwrap_or(0),
+        next: Some(text(next)?)
+            .filter(|t| !t.is_empty())
+            .map(record)
+            .unwrap_or_default(),
     })
 }
 
@@ -134,10 +157,15 @@ mod tests {
     fn acquire_replies_decode() {
         let granted = Value::Array(vec![Value::Int(1), bulk("17"), Value::Nil, Value::Int(2)]);
         assert_eq!(acquire(granted).unwrap(), (Acquire::Granted(17, 2), None));
-        let busy = Value::Array(vec![Value::Int(0), Value::Int(900), bulk("ab12")]);
+        let busy = Value::Array(vec![Value::Int(0), Value::Int(900), bulk("ab12"), bulk("")]);
         assert_eq!(
             acquire(busy).unwrap(),
-            (Acquire::Busy(900), Some("ab12".to_owned()))
+            (Acquire::Busy(900, None), Some("ab12".to_owned()))
+        );
+        let queued = Value::Array(vec![Value::Int(0), Value::Int(-1), Value::Nil, bulk("17")]);
+        assert_eq!(
+            acquire(queued).unwrap(),
+            (Acquire::Busy(-1, Some(17)), None)
         );
         let other = Value::Array(vec![Value::Int(2), bulk("3"), Value::Nil]);
         assert_eq!(
@@ -176,6 +204,8 @@ mod tests {
                 hold("2", 900, 0, vec![]),
                 hold("s", 800, 0, vec![bulk("web2\t42\treport\t1764000000")]),
             ]),
+            Value::Int(2),
+            bulk("web3\t7\tbackup\t1764000001"),
         ]);
         let view = status(reply).unwrap();
         assert_eq!((view.fence, view.limit), (Some(7), Some(3)));
@@ -194,12 +224,16 @@ mod tests {
         assert_eq!(view.holds[2].place, Place::Shared);
         assert_eq!(view.holds[2].holder[1], ("pid".to_owned(), "42".to_owned()));
         assert_eq!(view.holds[2].holder.len(), 4);
+        assert_eq!(view.waiting, 2);
+        assert_eq!(view.next[0], ("host".to_owned(), "web3".to_owned()));
 
         let free = Value::Array(vec![
             bulk(""),
             bulk(""),
             Value::Int(900),
             Value::Array(vec![]),
+            Value::Int(0),
+            bulk(""),
         ]);
         let view = status(free).unwrap();
         assert_eq!((view.fence, view.limit), (None, None));

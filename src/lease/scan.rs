@@ -491,6 +491,8 @@ mod tests {
                             holder: Vec::new(),
                         })
                         .collect(),
+                    waiting: 0,
+                    next: Vec::new(),
                 });
                 ("node".to_owned(), view.ok_or(NodeError::Refused))
             })
@@ -504,6 +506,8 @@ mod tests {
                 limit: None,
                 exclusive_waiting: false,
                 fence: Some(1),
+                waiting: 0,
+                next: Vec::new(),
                 nodes: views,
             },
         }

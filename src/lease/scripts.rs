@@ -20,7 +20,12 @@
 //!   with their last holder. Every script drops expired members before it judges, so each shared
 //!   holder expires on its own, measured by the server, whatever the others do;
 //! - `P{K}:intent` is an exclusive waiter's mark (its waiter id, a short expiry): while it lives, no
-//!   new shared holder is admitted, so a stream of shared holders cannot starve the writer.
+//!   new shared holder is admitted, so a stream of shared holders cannot starve the writer;
+//! - `P{K}:queue` orders the waiters: a sorted set of waiter ids scored with their tickets;
+//!   `P{K}:alive` scores the same ids with their heartbeat's expiry (ms, node clock), and
+//!   `P{K}:waiters` maps them to their records. A waiter whose heartbeat lapsed is dropped by the
+//!   next script that looks; the three keys expire with the last heartbeat. A release wakes the
+//!   first live waiter alone, on `P{K}:w:ID`, or everyone on `P{K}:released` if nobody is queued.
 //!
 //! The `{K}` hash tag puts them all in one Redis Cluster slot, so one script may touch them all;
 //! slot and reader keys are derived inside the scripts from `P{K}`, which is always `KEYS[1]`.
@@ -68,6 +73,41 @@ local function readers_expire(now)
     redis.call('PEXPIRE', rholders, left)
   end
 end
+local queue = base .. ':queue'
+local alive = base .. ':alive'
+local waiters = base .. ':waiters'
+local function queue_head(now)
+  local gone = redis.call('ZRANGEBYSCORE', alive, '-inf', now)
+  for _, w in ipairs(gone) do
+    redis.call('ZREM', alive, w)
+    redis.call('ZREM', queue, w)
+    redis.call('HDEL', waiters, w)
+  end
+  return redis.call('ZRANGE', queue, 0, 0)[1]
+end
+local function queue_expire(now)
+  local last = redis.call('ZRANGE', alive, -1, -1, 'WITHSCORES')
+  if #last == 0 then
+    redis.call('DEL', queue, alive, waiters)
+    return
+  end
+  local left = tonumber(last[2]) - now
+  redis.call('PEXPIRE', queue, left)
+  redis.call('PEXPIRE', alive, left)
+  redis.call('PEXPIRE', waiters, left)
+end
+local function leave(w, now)
+  local was = redis.call('ZREM', queue, w)
+  redis.call('ZREM', alive, w)
+  redis.call('HDEL', waiters, w)
+  queue_expire(now)
+  return was == 1
+end
+local function wake_head(now)
+  local head = queue_head(now)
+  if head then redis.call('PUBLISH', base .. ':w:' .. head, '') end
+  return head
+end
 local function find(token)
   if redis.call('GET', base) == token then return 'x' end
   local s = redis.call('ZSCORE', readers, token)
@@ -88,18 +128,26 @@ fn with_prelude(body: &str) -> Script {
     Script::new(&format!("{PRELUDE}{body}"))
 }
 
-/// Take the lock if free and hand out the next fencing token, atomically.
+/// Take the lock if free and hand out the next fencing token, atomically; keep waiters in order.
 ///
 /// `KEYS`: lock (`P{K}`), fence. `ARGV`: token, ttl in ms, host, pid, command, since, identify,
 /// mode (`x` exclusive, `s` shared, `l` limited), limit N (with `l`), intent expiry in ms (`0`:
-/// not waiting, set no intent), waiter id, and a slot to try (`''`: the lowest free one).
+/// not waiting, set no intent), waiter id, a slot to try (`''`: the lowest free one), join (`1`: a
+/// waiter that queues if turned away), its ticket (`''`: the node's `TIME` in microseconds), and
+/// the heartbeat's expiry in ms.
 ///
 /// Returns `{1, fence, id, slot}` when granted (fence as a decimal string, exact beyond 2^53;
-/// slot 0 unless limited), `{0, pttl, id}` with the time in ms until the lock may have room (the
-/// waiter uses it) when busy, or `{2, held, id}` when the lock is used with another limit: `held`
-/// is that limit, or `exclusive`/`shared` for a limited request on a lock used without one. `id` is
-/// the server's `run_id` when `identify` is `1` (Redlock mode, so that one server listed under two
-/// addresses is caught without a round trip of its own), else nil.
+/// slot 0 unless limited), `{0, pttl, id, ticket}` when turned away, with the time in ms until
+/// the lock may have room (-1 for a waiter that is not first in line, which waits to be woken)
+/// and the caller's ticket in the queue (`''` if it did not join), or `{2, held, id}` when the
+/// lock is used with another limit: `held` is that limit, or `exclusive`/`shared` for a limited
+/// request on a lock used without one. `id` is the server's `run_id` when `identify` is `1`
+/// (Redlock mode, so that one server listed under two addresses is caught without a round trip of
+/// its own), else nil.
+///
+/// The queue only ever turns callers away: a node grants nobody while a live waiter is queued
+/// ahead of the caller, and a caller that is not queued counts as behind every waiter. So it
+/// decides who may *try*; who *holds* is decided by the lock as before.
 ///
 /// The same request twice (a retry after a lost reply) is granted twice with the same fence: while
 /// our token holds the lock on this node, nobody else can have raised the counter here. A missing
@@ -108,7 +156,7 @@ fn with_prelude(body: &str) -> Script {
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     with_prelude(
         r"
-local token, ttl, mode = ARGV[1], tonumber(ARGV[2]), ARGV[8]
+local token, ttl, mode, me = ARGV[1], tonumber(ARGV[2]), ARGV[8], ARGV[11]
 local id = false
 if ARGV[7] == '1' then
   id = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or false
@@ -127,13 +175,37 @@ local function record(key)
   redis.call('PEXPIRE', key, ttl)
 end
 local now = now_ms()
+local head = queue_head(now)
+local ahead = head and head ~= me
+local function away(pttl)
+  if ARGV[13] ~= '1' then return {0, pttl, id, ''} end
+  local ticket = ARGV[14]
+  if ticket == '' then
+    ticket = redis.call('ZSCORE', queue, me)
+    if not ticket then
+      local t = redis.call('TIME')
+      ticket = t[1] .. string.sub('00000' .. t[2], -6)
+    end
+  end
+  redis.call('ZADD', queue, ticket, me)
+  redis.call('ZADD', alive, now + tonumber(ARGV[15]), me)
+  redis.call('HSET', waiters, me, ARGV[3] .. '	' .. ARGV[4] .. '	' .. ARGV[5] .. '	' .. ARGV[6])
+  queue_expire(now)
+  if redis.call('ZRANGE', queue, 0, 0)[1] ~= me then pttl = -1 end
+  return {0, pttl, id, ticket}
+end
+local function granted(fence, slot, room)
+  leave(me, now)
+  if room then wake_head(now) end
+  return {1, fence, id, slot}
+end
 local limit = redis.call('GET', limitk)
 if mode == 'l' then
   if limit and limit ~= ARGV[9] then return {2, limit, id} end
   if redis.call('EXISTS', base) == 1 then return {2, 'exclusive', id} end
   if live_readers(now) > 0 then return {2, 'shared', id} end
   local n = tonumber(ARGV[9])
-  local free, soonest = false, -1
+  local free, more, soonest = false, false, -1
   local first, last = 0, n - 1
   if ARGV[12] ~= '' then first = tonumber(ARGV[12]); last = first end
   for i = 0, n - 1 do
@@ -146,18 +218,19 @@ if mode == 'l' then
     end
     if i >= first and i <= last then
       if not cur then
-        if not free then free = i end
+        if free then more = true else free = i end
       else
         local p = redis.call('PTTL', k)
         if p >= 0 and (soonest < 0 or p < soonest) then soonest = p end
       end
     end
   end
-  if not free then return {0, soonest, id} end
+  if not free then return away(soonest) end
+  if ahead then return away(-1) end
   redis.call('SET', slot_key(free), token, 'PX', ttl)
   record(slot_key(free) .. ':holder')
   redis.call('SET', limitk, ARGV[9], 'PX', math.max(redis.call('PTTL', limitk), ttl))
-  return {1, next_fence(), id, free}
+  return granted(next_fence(), free, more)
 end
 if limit then return {2, limit, id} end
 local cur = redis.call('GET', base)
@@ -168,37 +241,39 @@ if mode == 's' then
     readers_expire(now)
     return {1, redis.call('GET', KEYS[2]), id, 0}
   end
-  if cur then return {0, redis.call('PTTL', base), id} end
+  if cur then return away(redis.call('PTTL', base)) end
   local waiting = redis.call('PTTL', intent)
-  if waiting ~= -2 then return {0, waiting, id} end
+  if waiting ~= -2 then return away(waiting) end
+  if ahead then return away(-1) end
   live_readers(now)
   redis.call('ZADD', readers, now + ttl, token)
-  redis.call('HSET', rholders, token, ARGV[3] .. '\t' .. ARGV[4] .. '\t' .. ARGV[5] .. '\t' .. ARGV[6])
+  redis.call('HSET', rholders, token, ARGV[3] .. '	' .. ARGV[4] .. '	' .. ARGV[5] .. '	' .. ARGV[6])
   readers_expire(now)
-  return {1, next_fence(), id, 0}
+  return granted(next_fence(), 0, true)
 end
 if cur == token then
   redis.call('PEXPIRE', base, ttl)
   redis.call('PEXPIRE', base .. ':holder', ttl)
   return {1, redis.call('GET', KEYS[2]), id, 0}
 end
-if ARGV[10] ~= '0' and cur and redis.call('GET', intent) == ARGV[11] then
+if ARGV[10] ~= '0' and cur and redis.call('GET', intent) == me then
   redis.call('PEXPIRE', intent, ARGV[10])
 end
-if cur then return {0, redis.call('PTTL', base), id} end
+if cur then return away(redis.call('PTTL', base)) end
 if live_readers(now) > 0 then
   if ARGV[10] ~= '0' then
     local other = redis.call('GET', intent)
-    if not other or other == ARGV[11] then
-      redis.call('SET', intent, ARGV[11], 'PX', ARGV[10])
+    if not other or other == me then
+      redis.call('SET', intent, me, 'PX', ARGV[10])
     end
   end
-  return {0, readers_left(now), id}
+  return away(readers_left(now))
 end
+if ahead then return away(-1) end
 redis.call('SET', base, token, 'PX', ttl)
 record(base .. ':holder')
-if redis.call('GET', intent) == ARGV[11] then redis.call('DEL', intent) end
-return {1, next_fence(), id, 0}
+if redis.call('GET', intent) == me then redis.call('DEL', intent) end
+return granted(next_fence(), 0, false)
 ",
     )
 });
@@ -256,10 +331,12 @@ return at
 });
 
 /// Compare-and-`DEL`: delete our hold on the lock (and its holder record) only if it still holds
-/// our token, in whatever mode, and announce the release to waiters.
+/// our token, in whatever mode, and announce the release: to the first waiter in line alone, on
+/// its own channel `P{K}:w:ID`, or on the release channel when nobody is queued.
 ///
-/// `KEYS`: lock. `ARGV`: token, release channel. Returns 1 if deleted, 0 if the lock was not ours
-/// (then nothing is announced). The last slot of a limited lock to go takes the limit with it.
+/// `KEYS`: lock. `ARGV`: token, release channel, announce (`1`; `0` for the undo of a failed
+/// attempt, which freed nothing anyone was promised). Returns 1 if deleted, 0 if the lock was not
+/// ours (then nothing is announced). The last slot of a limited lock to go takes the limit with it.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     with_prelude(
         r"
@@ -284,7 +361,7 @@ else
   end
   if not any then redis.call('DEL', limitk) end
 end
-redis.call('PUBLISH', ARGV[2], '')
+if ARGV[3] ~= '0' and not wake_head(now_ms()) then redis.call('PUBLISH', ARGV[2], '') end
 return 1
 ",
     )
@@ -294,12 +371,13 @@ return 1
 ///
 /// `KEYS`: lock, fence. `ARGV`: the caller's token (or `''`), and the number of slots to look at
 /// at least (the caller's `--limit`, or 0; the stored limit counts too). Returns
-/// `{fence, limit, intent, holders}`: the fence counter (`''` if none), the stored limit (`''` if
-/// none), the exclusive waiter's mark's PTTL (-2 if none), and one `{place, pttl, digest, mine,
-/// holder}` per hold: place `x` (exclusive), `s` (shared) or a slot number; a SHA-1 of its token
-/// (so that nodes can be compared without ever revealing a token); 1 if the token is the
-/// caller's; the holder hash as a flat list (a shared holder's record as one tab-separated string).
-/// At most 1000 shared holders are listed.
+/// `{fence, limit, intent, holders, waiting, next}`: the fence counter (`''` if none), the stored
+/// limit (`''` if none), the exclusive waiter's mark's PTTL (-2 if none), and one `{place, pttl,
+/// digest, mine, holder}` per hold: place `x` (exclusive), `s` (shared) or a slot number; a
+/// SHA-1 of its token (so that nodes can be compared without ever revealing a token); 1 if the
+/// token is the caller's; the holder hash as a flat list (a shared holder's record as one tab-separated string).
+/// At most 1000 shared holders are listed. Then the number of live waiters in the queue and the
+/// first one's record (tab-separated, `''` if none).
 pub static STATUS: LazyLock<Script> = LazyLock::new(|| {
     with_prelude(
         r"
@@ -324,21 +402,33 @@ local rs = redis.call('ZRANGEBYSCORE', readers, '(' .. now, '+inf', 'WITHSCORES'
 for j = 1, #rs, 2 do
   add('s', rs[j], tonumber(rs[j + 1]) - now, {redis.call('HGET', rholders, rs[j]) or ''})
 end
-return {redis.call('GET', KEYS[2]) or '', limit, redis.call('PTTL', intent), out}
+local waiting, next = redis.call('ZCOUNT', alive, '(' .. now, '+inf'), ''
+for _, w in ipairs(redis.call('ZRANGE', queue, 0, 99)) do
+  local beat = redis.call('ZSCORE', alive, w)
+  if beat and tonumber(beat) > now then
+    next = redis.call('HGET', waiters, w) or ''
+    break
+  end
+end
+return {redis.call('GET', KEYS[2]) or '', limit, redis.call('PTTL', intent), out, waiting, next}
 ",
     )
 });
 
-/// Take back an exclusive waiter's mark if it is still ours, and announce it, so that the shared
-/// holders it held back try again at once.
+/// A waiter gives up: it leaves the queue, takes back its exclusive waiter's mark if it is still
+/// its own, and wakes whoever is first in line now, so that nobody waits for a waiter that left.
 ///
-/// `KEYS`: lock. `ARGV`: waiter id, release channel. Returns 1 if the mark was ours, else 0.
+/// `KEYS`: lock. `ARGV`: waiter id, release channel. Returns 1.
 pub static WITHDRAW: LazyLock<Script> = LazyLock::new(|| {
     with_prelude(
         r"
-if redis.call('GET', intent) ~= ARGV[1] then return 0 end
-redis.call('DEL', intent)
-redis.call('PUBLISH', ARGV[2], '')
+local now = now_ms()
+local first = queue_head(now) == ARGV[1]
+leave(ARGV[1], now)
+local marked = redis.call('GET', intent) == ARGV[1]
+if marked then redis.call('DEL', intent) end
+if first then wake_head(now) end
+if marked then redis.call('PUBLISH', ARGV[2], '') end
 return 1
 ",
     )

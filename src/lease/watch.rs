@@ -1,7 +1,9 @@
 //! Hearing about releases, so that a waiter retries the moment a lock is free.
 //!
-//! The release script publishes on the lock's channel (`P{K}:released`). A waiter subscribes on
-//! every node, one thread and one connection each, and only *then* tries again: a release that
+//! The release script wakes the first waiter in the lock's queue on that waiter's own channel
+//! (`P{K}:w:ID`), or everyone on the lock's channel (`P{K}:released`) when nobody is queued (or
+//! when the lock is broken). A waiter subscribes to both on every node, one thread and one
+//! connection each, and only *then* tries again: a release that
 //! happens between its failed attempt and its subscription is caught by that retry, and every
 //! later one by the subscription. Pub/sub is fire-and-forget, so a lost message costs latency, not
 //! correctness: the waiter also wakes when the holder's TTL runs out.
@@ -40,9 +42,12 @@ impl Lock {
         let on_release: Arc<dyn Fn() + Send + Sync> = Arc::new(on_release);
         let (ready, subscribed) = mpsc::channel::<()>();
         for node in &self.nodes {
-            let (endpoint, channel, timeout) = (
+            let (endpoint, channels, timeout) = (
                 node.endpoint().clone(),
-                self.keys.released.clone(),
+                [
+                    self.keys.released.clone(),
+                    format!("{}:w:{}", self.keys.lock, self.waiter),
+                ],
                 self.timeout,
             );
             let (stop, on_release, sender) =
@@ -55,7 +60,7 @@ impl Lock {
                         // Errors end one subscription; the loop reconnects while the waiter waits.
                         let _ = listen(
                             &endpoint,
-                            &channel,
+                            &channels,
                             timeout,
                             &stop,
                             on_release.as_ref(),
@@ -81,11 +86,11 @@ impl Lock {
     }
 }
 
-/// Subscribes to `channel` and calls `on_release` for each message until `stop` or an error.
+/// Subscribes to `channels` and calls `on_release` for each message until `stop` or an error.
 /// Sends on `ready` (once) when subscribed.
 fn listen(
     endpoint: &Endpoint,
-    channel: &str,
+    channels: &[String],
     timeout: Duration,
     stop: &AtomicBool,
     on_release: &(dyn Fn() + Send + Sync),
@@ -93,9 +98,13 @@ fn listen(
 ) -> redis::RedisResult<()> {
     let mut conn = endpoint.connect(clock::now() + timeout)?;
     conn.set_deadline(clock::now() + timeout);
-    redis::cmd("SUBSCRIBE")
-        .arg(channel)
-        .query::<redis::Value>(&mut conn)?;
+    // One confirmation per channel: read them all before the first message.
+    let mut subscribe = redis::cmd("SUBSCRIBE");
+    subscribe.arg(channels);
+    subscribe.query::<redis::Value>(&mut conn)?;
+    for _ in 1..channels.len() {
+        conn.recv_until(clock::now() + timeout)?;
+    }
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }

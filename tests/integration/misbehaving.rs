@@ -27,8 +27,9 @@ const GIVE_UP: Duration = Duration::from_secs(3);
 /// The most memory rlock may use in these tests; it needs a few MiB.
 const MAX_RSS_KIB: u64 = 64 * 1024;
 
-/// The status script's answer for a free lock: `{'', '', -2, {}}` (no fence, no limit, no waiter).
-const FREE: &[u8] = b"*4\r\n$0\r\n\r\n$0\r\n\r\n:-2\r\n*0\r\n";
+/// The status script's answer for a free lock: `{'', '', -2, {}, 0, ''}` (no fence, no limit, no
+/// waiter's mark, no holder, nobody queued).
+const FREE: &[u8] = b"*6\r\n$0\r\n\r\n$0\r\n\r\n:-2\r\n*0\r\n:0\r\n$0\r\n\r\n";
 
 /// A fake server: `serve(n, stream)` plays its part on the `n`th connection (from 0), each on a
 /// thread of its own. The listener lives until the test process ends.
@@ -453,7 +454,7 @@ fn a_waiter_whose_subscription_is_flooded_stays_small_and_waits_its_time() {
                 while stream.write_all(&b":1\r\n".repeat(4096)).is_ok() {}
                 return;
             }
-            let _ = stream.write_all(b"*3\r\n:0\r\n:5000\r\n$-1\r\n");
+            let _ = stream.write_all(b"*4\r\n:0\r\n:5000\r\n$-1\r\n$0\r\n\r\n");
         }
     });
     let mut run = rlock()

@@ -55,7 +55,7 @@ const POLL: Duration = Duration::from_millis(10);
 /// makes the line safe to run again on an existing user. Replace `PASSWORD`.
 pub const MINIMAL_ACL: &str = "ACL SETUSER rlock reset on >PASSWORD ~rlock:* &rlock:* \
      +evalsha +script|load +get +set +del +exists +incr +pexpire +pttl +time +hset +hgetall \
-     +hget +hdel +zadd +zrem +zscore +zcard +zrange +zrangebyscore +publish +subscribe \
+     +hget +hdel +zadd +zrem +zscore +zcard +zrange +zrangebyscore +zcount +publish +subscribe \
      +unsubscribe +punsubscribe +info +scan";
 
 /// Why the TLS tests cannot run here, or `None` if they can.
