@@ -95,7 +95,7 @@ fn plain(listing: &Listing, nodes: usize, prefix: &str, pattern: Option<&str>) -
 fn row(listed: &Listed, nodes: usize) -> [String; 7] {
     let state = &listed.status;
     let occupants = &state.occupants;
-    let mode = match occupants.first().map(|o| o.place) {
+    let mut mode = match occupants.first().map(|o| o.place) {
         None => "minority".to_owned(),
         Some(Place::Exclusive) => "exclusive".to_owned(),
         Some(Place::Shared) => format!("shared ({})", occupants.len()),
@@ -106,6 +106,9 @@ fn row(listed: &Listed, nodes: usize) -> [String; 7] {
             format!("limit {limit} ({} held)", occupants.len())
         }
     };
+    if state.waiting > 0 {
+        let _ = write!(mode, ", {} waiting", state.waiting);
+    }
     // A lock held on a minority is described by what a node that answered holds: who left it,
     // and how long until it lapses.
     let minority: Option<&Hold> = state

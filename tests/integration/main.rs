@@ -18,6 +18,7 @@ mod messages;
 mod misbehaving;
 mod modes;
 mod operating;
+mod queue;
 mod redlock;
 mod run;
 mod servers;
