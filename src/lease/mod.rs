@@ -474,7 +474,7 @@ impl Lock {
         if let Some(grant) = self.judge_grant(&token, sent, &granted, &busy) {
             let others = still_queued(&busy, &failures);
             if std::mem::take(&mut self.queued) && !others.is_empty() {
-                self.leave_queue(&others);
+                self.leave_queue(&others, false);
             }
             return Ok(Attempt::Acquired(grant));
         }
@@ -551,11 +551,12 @@ impl Lock {
             return;
         }
         let all: Vec<usize> = (0..self.nodes.len()).collect();
-        self.leave_queue(&all);
+        self.leave_queue(&all, true);
     }
 
-    /// Leaves the queue (and takes back the exclusive waiter's mark) on the nodes `on`, by index.
-    fn leave_queue(&mut self, on: &[usize]) {
+    /// Leaves the queue (and takes back the exclusive waiter's mark) on the nodes `on`, by index;
+    /// `wake`: the next in line, as a waiter that gives up does (not one that was granted).
+    fn leave_queue(&mut self, on: &[usize], wake: bool) {
         let deadline = clock::now() + self.timeout;
         let Lock {
             keys,
@@ -572,7 +573,7 @@ impl Lock {
             let _ = node.eval::<i64>(
                 &scripts::WITHDRAW,
                 &keys,
-                &[waiter, keys_released],
+                &[waiter, keys_released, if wake { "1" } else { "0" }],
                 deadline,
             );
             Some(())
