@@ -18,6 +18,7 @@ Every ratio is computed here, from numbers of the same run. Inputs, all in DIR:
                            and 5 nodes, busy5 (3 of 4 slots held), and plain, busy, shared on 5
                            slow nodes
   modes-*.json             modes.py results: {plain,limit,shared}-{n1,n5}
+  queue-*.json             waitqueue.py results: scale1 (1 node), scale3 (N = 3), kill
 
 Usage: report.py DIR
 """
@@ -262,6 +263,7 @@ def build_rows(r):
 
     groups.append(waiting_rows(r))
     groups.append(modes_rows(r))
+    groups.append(queue_rows(r))
     return groups
 
 
@@ -407,6 +409,93 @@ def modes_rows(r):
             f"{meta['mode_rounds']} rounds; requests: {meta['mode_grants']} grants, MONITOR)", rows)
 
 
+def queue_rows(r):
+    """Section h: a queue of waiters drained, ordered and unordered; a dead head waiter."""
+    s1, s3, kill = r.json("queue-scale1.json"), r.json("queue-scale3.json"), r.json(
+        "queue-kill.json")
+
+    def nodes(s):
+        return "1 node" if s["nodes"] == 1 else f"N={s['nodes']}"
+
+    def handoff(rid, s):
+        o, u = s["ordered"]["single"], s["unordered"]["single"]
+        return (rid, f"handoff, 1 waiter, {nodes(s)}: median", ms(o["median_ms"]),
+                f"unordered {ms(u['median_ms'])}", signed_ms(o["median_ms"] - u["median_ms"]),
+                ratio(o["median_ms"], u["median_ms"]),
+                f"p99 {ms(o['p99_ms'])} vs {ms(u['p99_ms'])}; {o['runs']} handoffs each")
+
+    def many(rid, s):
+        w, o, u = s["waiters"], s["ordered"], s["unordered"]
+        value, base = o["many"]["median_ms"], o["single"]["median_ms"]
+        ubase = u["single"]["median_ms"]
+        umany = u["many"]["median_ms"]
+        return [
+            (rid, f"handoff, {w} waiters, {nodes(s)}: median", ms(value),
+             f"1 waiter {ms(base)}", signed_ms(value - base), ratio(value, base),
+             f"{ratio_target(value, base, 1.5)}; first half of each drain "
+             f"{ms(o['many']['first_half_median_ms'])}; p99 {ms(o['many']['p99_ms'])}; "
+             f"{o['many']['runs']} handoffs"),
+            ("", f"  {w} waiters, {nodes(s)}: vs unordered", ms(value),
+             f"unordered {ms(umany)}", signed_ms(value - umany), ratio(value, umany),
+             f"unordered: {umany / ubase:.2f}x its 1 waiter ({ms(ubase)}), first half "
+             f"{ms(u['many']['first_half_median_ms'])}, p99 {ms(u['many']['p99_ms'])}"),
+        ]
+
+    def requests(rid, s):
+        w, o, u = s["waiters"], s["ordered"]["many"], s["unordered"]["many"]
+        ours, theirs = max(o["attempts_per_grant"]), max(u["attempts_per_grant"])
+        spread = ""
+        if s["nodes"] > 1:
+            spread = ("; nodes " + ", ".join(f"{v:.2f}" for v in o["attempts_per_grant"])
+                      + " vs " + ", ".join(f"{v:.2f}" for v in u["attempts_per_grant"]))
+        by = {}
+        for node in o["requests_by_command"]:
+            for k, v in node.items():
+                by[k] = by.get(k, 0) + v
+        return (rid, f"{w} waiters, {nodes(s)}: requests per grant", f"{ours:.2f} /node",
+                f"unordered {theirs:.2f} /node", f"{ours - theirs:+.2f}", ratio(ours, theirs),
+                f"{target(ours, 3, 'per node', at_most=True)}; releases not counted (one per "
+                f"process); with them {max(o['requests_per_grant']):.2f} vs "
+                f"{max(u['requests_per_grant']):.2f}; {counts(by)} in {o['grants']} grants"
+                f"{spread}")
+
+    def order(rid, s, exact):
+        w, o, u = s["waiters"], s["ordered"]["many"], s["unordered"]["many"]
+        gap = o["arrival_gap_ms"]
+        queued = sorted({n for d in o["queued_at_go"] for n in d})
+        met = "met" if o["out_of_order"] == 0 else "missed"
+        note = (f"target: arrival order exactly: {met}; " if exact else
+                "report only (best-effort order over a quorum); ")
+        note += (f"max rank displacement {o['max_displacement']} vs {u['max_displacement']}, "
+                 f"mean {o['mean_displacement']:.1f} vs {u['mean_displacement']:.1f}; "
+                 f"arrivals {gap['mean']:.1f} ms apart (min {gap['min']:.1f}); queue length "
+                 f"seen at the go: {', '.join(map(str, queued))}")
+        return (rid, f"order, {w} waiters, {nodes(s)}: out of order",
+                f"{o['out_of_order']} of {o['grants']}",
+                f"unordered {u['out_of_order']} of {u['grants']}", "", "", note)
+
+    o, u = kill["ordered"], kill["unordered"]
+    rows = [
+        handoff("h1", s1), *many("h2", s1),
+        handoff("h3", s3), *many("h4", s3),
+        requests("h5", s1), requests("h6", s3),
+        order("h7", s1, True), order("h8", s3, False),
+        ("h9", "head waiter kill -9: next grant after release", ms(o["median_ms"]),
+         f"unordered {ms(u['median_ms'])}", signed_ms(o["median_ms"] - u["median_ms"]),
+         ratio(o["median_ms"], u["median_ms"]),
+         f"target <= 4 s (3 s heartbeat + 1 s backstop): "
+         f"{'met' if o['max_ms'] <= 4000 else 'missed'} (max {ms(o['max_ms'])}, unordered "
+         f"{ms(u['max_ms'])}); {o['runs']} kills each"),
+    ]
+    return (f"h. waiting at scale: ordered queue vs RLOCK_UNORDERED=1, side by side "
+            f"({s1['rounds']} rounds; {s1['waiters']} and {s3['waiters']} waiters"
+            f"{', fewer in quick mode' if r.meta['mode'] == 'quick' else ''})", rows)
+
+
+def signed_ms(v):
+    return ("+" if v >= 0 else "") + ms(v)
+
+
 def p99_rank(n):
     """Which sample nearest-rank p99 is, in words."""
     rank = math.ceil(0.99 * n)
@@ -476,6 +565,21 @@ def notes(r):
         "uncounted warm-up rounds: a line from a client is a request, a line from `lua` a command "
         "run inside its script. 'per grant' is the acquire alone; 'whole run' is grant and "
         "release. Target: one request per node per grant, with all slots judged in one script.",
+        "h: bench/waitqueue.py. A holder takes the lock, then W waiters `rlock -w 5m -- stamp` "
+        f"arrive {r.json('queue-scale1.json')['spacing_ms']:g} ms apart (each launched only once "
+        "the one before listens on the release channel of every node), then the holder lets go "
+        "and the queue drains: W handoffs, each from one command's stamp to the next's, like f1. "
+        "The same drains give the grant order against the arrival order (a waiter granted at "
+        "another rank than it arrived at is out of order; displacement = |grant rank - arrival "
+        "rank|) and the requests each node served from the go until the last waiter exited "
+        "(INFO commandstats: EVALSHA, EVAL, SUBSCRIBE and the like, which no script can run), "
+        "per grant, less one release per process. 'unordered' runs the same drains with "
+        "RLOCK_UNORDERED=1 (every waiter retries on every release); the two sides and the 1-"
+        "waiter baseline alternate in rounds, the order reversed every other round. Quick mode "
+        "drains fewer waiters (an unordered drain costs ~0.1 s per waiter), and the title says "
+        "how many. h9: a holder, a head waiter and a second one; the head is killed with SIGKILL "
+        "at a random point of its 1 s heartbeat cycle and the holder lets go at once; the delay "
+        "runs from the holder's command's end to the second waiter's command's start.",
         "Loopback only, one shared machine: read ratios within a run, not absolute numbers across "
         "machines. a1 and c1 time the same command in two batches: their gap gauges this run's "
         "noise.",

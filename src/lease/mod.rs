@@ -472,11 +472,9 @@ impl Lock {
         }
 
         if let Some(grant) = self.judge_grant(&token, sent, &granted, &busy) {
-            // The granting nodes took us out of their queues; the others would keep us first in
-            // line until our heartbeat lapses, and hold everyone else up meanwhile.
-            if std::mem::take(&mut self.queued) && !busy.is_empty() {
-                let refused: Vec<usize> = busy.iter().map(|&(i, _)| i).collect();
-                self.leave_queue(&refused);
+            let others = still_queued(&busy, &failures);
+            if std::mem::take(&mut self.queued) && !others.is_empty() {
+                self.leave_queue(&others, false);
             }
             return Ok(Attempt::Acquired(grant));
         }
@@ -553,11 +551,12 @@ impl Lock {
             return;
         }
         let all: Vec<usize> = (0..self.nodes.len()).collect();
-        self.leave_queue(&all);
+        self.leave_queue(&all, true);
     }
 
-    /// Leaves the queue (and takes back the exclusive waiter's mark) on the nodes `on`, by index.
-    fn leave_queue(&mut self, on: &[usize]) {
+    /// Leaves the queue (and takes back the exclusive waiter's mark) on the nodes `on`, by index;
+    /// `wake`: the next in line, as a waiter that gives up does (not one that was granted).
+    fn leave_queue(&mut self, on: &[usize], wake: bool) {
         let deadline = clock::now() + self.timeout;
         let Lock {
             keys,
@@ -574,7 +573,7 @@ impl Lock {
             let _ = node.eval::<i64>(
                 &scripts::WITHDRAW,
                 &keys,
-                &[waiter, keys_released],
+                &[waiter, keys_released, if wake { "1" } else { "0" }],
                 deadline,
             );
             Some(())
@@ -877,6 +876,22 @@ impl Answers {
         }
         answers
     }
+}
+
+/// The nodes where a granted waiter may still be queued: the granting nodes took it out of their
+/// queues, but the others (those that refused, and those whose answer was lost) would keep it
+/// first in line until its heartbeat lapses, holding everyone else up meanwhile. A node that timed
+/// out is left to the heartbeat: asking it again would hold the command back by another timeout.
+fn still_queued(busy: &[(usize, i64)], failures: &[(usize, NodeError)]) -> Vec<usize> {
+    busy.iter()
+        .map(|&(i, _)| i)
+        .chain(
+            failures
+                .iter()
+                .filter(|(_, e)| !matches!(e, NodeError::TimedOut(_)))
+                .map(|&(i, _)| i),
+        )
+        .collect()
 }
 
 /// Counts a round's replies: (nodes that said 1, nodes that said 0, the failures as one message).

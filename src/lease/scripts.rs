@@ -415,10 +415,12 @@ return {redis.call('GET', KEYS[2]) or '', limit, redis.call('PTTL', intent), out
     )
 });
 
-/// A waiter gives up: it leaves the queue, takes back its exclusive waiter's mark if it is still
-/// its own, and wakes whoever is first in line now, so that nobody waits for a waiter that left.
+/// A waiter leaves the queue: it takes back its exclusive waiter's mark if it is still its own,
+/// and, if it gives up, wakes whoever is first in line now, so that nobody waits for a waiter that
+/// left. A waiter that leaves because it was granted wakes nobody: the lock is taken.
 ///
-/// `KEYS`: lock. `ARGV`: waiter id, release channel. Returns 1.
+/// `KEYS`: lock. `ARGV`: waiter id, release channel, wake (`1` when giving up, else `0`). Returns
+/// 1.
 pub static WITHDRAW: LazyLock<Script> = LazyLock::new(|| {
     with_prelude(
         r"
@@ -427,8 +429,10 @@ local first = queue_head(now) == ARGV[1]
 leave(ARGV[1], now)
 local marked = redis.call('GET', intent) == ARGV[1]
 if marked then redis.call('DEL', intent) end
-if first then wake_head(now) end
-if marked then redis.call('PUBLISH', ARGV[2], '') end
+if ARGV[3] == '1' then
+  if first then wake_head(now) end
+  if marked then redis.call('PUBLISH', ARGV[2], '') end
+end
 return 1
 ",
     )
