@@ -3,19 +3,24 @@
 //! Polling a busy lock at a fixed rate is either slow to notice a release or loud on the nodes
 //! while a long lease is held. So a waiter is woken by what it waits for, and bounded in what it
 //! sends:
-//! - **Pub/sub wake-ups.** After the first busy answer the waiter subscribes to the lock's release
-//!   channel on every node ([`Lock::watch`]) and then tries again at once, so that a release
-//!   between the busy answer and the subscription is not missed; later releases wake it.
-//! - **The TTL hint.** A busy answer carries the holder's remaining TTL, so the lock of a holder
-//!   that crashed (and will never announce a release) is taken right after it expires.
-//! - **A backstop.** Pub/sub is fire-and-forget: a waiter also tries once a second, so that a lost
-//!   announcement costs latency, never correctness.
+//! - **A queue.** The first busy answer puts the waiter in the lock's queue on every node (see
+//!   `lease::scripts`): nodes grant only the first waiter in line, and a release wakes that one
+//!   alone. The waiter only has to keep trying when woken; the nodes keep the order.
+//! - **Pub/sub wake-ups.** After the first busy answer the waiter subscribes to its own channel and
+//!   the lock's release channel on every node ([`Lock::watch`]) and then tries again at once, so
+//!   that a release between the busy answer and the subscription is not missed.
+//! - **The TTL hint.** A busy answer to the first in line carries the holder's remaining TTL, so
+//!   the lock of a holder that crashed (and will never announce a release) is taken right after it
+//!   expires.
+//! - **A backstop and heartbeat.** Pub/sub is fire-and-forget: a waiter also tries once a second,
+//!   so that a lost announcement costs latency, never correctness; each attempt also tells the
+//!   nodes that the waiter is alive, and one that stops trying drops out of the queue.
 //! - **Pacing.** Attempts come out of a small bucket ([`Pace`]): a release is answered at once, but
 //!   a lock that changes hands all the time cannot make a waiter hammer the nodes.
-//! - **Split-vote jitter.** Waiters woken by the same announcement in Redlock mode would ask the
-//!   nodes in lockstep and could each win a minority of the votes; a few random milliseconds keep
-//!   them apart. `--jitter` does the same at a larger scale for cron jobs that several hosts start
-//!   at the same second.
+//! - **Split-vote jitter.** Without the queue (`RLOCK_UNORDERED=1`), waiters woken by the same
+//!   announcement in Redlock mode would ask the nodes in lockstep and could each win a minority of
+//!   the votes; a few random milliseconds keep them apart. `--jitter` does the same at a larger
+//!   scale for cron jobs that several hosts start at the same second.
 //!
 //! The decisions are pure functions of the time, tested with fake stamps: when to wake
 //! ([`wake_at`]) and when the next attempt may go ([`Pace`]). [`take`] feeds them the boot clock,
