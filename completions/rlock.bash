@@ -82,7 +82,7 @@ _rlock() {
 
     case "${cmd}" in
         rlock)
-            opts="-k -r -t -s -v -q -w -E -c -h -V --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help --version run acquire extend release status list completions help"
+            opts="-k -r -t -s -v -q -w -E -c -h -V --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --prefix --ttl --limit --shared --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help --version run acquire extend release status list completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -120,6 +120,10 @@ _rlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -129,10 +133,6 @@ _rlock() {
                     return 0
                     ;;
                 --limit)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -188,7 +188,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__acquire)
-            opts="-k -r -t -s -v -q -w -E -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --wait --conflict-exit-code --format --help"
+            opts="-k -r -t -s -v -q -w -E -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --prefix --ttl --limit --shared --verbose --quiet --wait --conflict-exit-code --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -226,6 +226,10 @@ _rlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -235,10 +239,6 @@ _rlock() {
                     return 0
                     ;;
                 --limit)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -284,7 +284,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__extend)
-            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --token --help"
+            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --prefix --ttl --limit --shared --verbose --quiet --token --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -322,6 +322,10 @@ _rlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -331,10 +335,6 @@ _rlock() {
                     return 0
                     ;;
                 --limit)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -522,7 +522,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__release)
-            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --token --force --help"
+            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --prefix --ttl --limit --shared --verbose --quiet --token --force --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -560,6 +560,10 @@ _rlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -569,10 +573,6 @@ _rlock() {
                     return 0
                     ;;
                 --limit)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -588,7 +588,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__run)
-            opts="-k -r -t -s -v -q -w -E -c -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help"
+            opts="-k -r -t -s -v -q -w -E -c -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --prefix --ttl --limit --shared --verbose --quiet --wait --conflict-exit-code --kill-signal --kill-after --max-time --min-hold --jitter --command --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -626,6 +626,10 @@ _rlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -635,10 +639,6 @@ _rlock() {
                     return 0
                     ;;
                 --limit)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -694,7 +694,7 @@ _rlock() {
             return 0
             ;;
         rlock__subcmd__status)
-            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --ttl --limit --shared --prefix --verbose --quiet --token --format --help"
+            opts="-k -r -t -s -v -q -h --key --redis --redis-file --tls-ca --tls-cert --tls-key --tls-insecure --prefix --ttl --limit --shared --verbose --quiet --token --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -732,6 +732,10 @@ _rlock() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -741,10 +745,6 @@ _rlock() {
                     return 0
                     ;;
                 --limit)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --prefix)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

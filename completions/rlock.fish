@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_rlock_global_optspecs
-    string join \n k/key= r/redis= redis-file= tls-ca= tls-cert= tls-key= tls-insecure t/ttl= limit= s/shared prefix= v/verbose q/quiet w/wait= E/conflict-exit-code= kill-signal= kill-after= max-time= min-hold= jitter= c/command= h/help V/version
+    string join \n k/key= r/redis= redis-file= tls-ca= tls-cert= tls-key= tls-insecure prefix= t/ttl= limit= s/shared v/verbose q/quiet w/wait= E/conflict-exit-code= kill-signal= kill-after= max-time= min-hold= jitter= c/command= h/help V/version
 end
 
 function __fish_rlock_needs_command
@@ -32,9 +32,9 @@ complete -c rlock -n "__fish_rlock_needs_command" -l redis-file -d 'Read the Red
 complete -c rlock -n "__fish_rlock_needs_command" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
 complete -c rlock -n "__fish_rlock_needs_command" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_needs_command" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
+complete -c rlock -n "__fish_rlock_needs_command" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
-complete -c rlock -n "__fish_rlock_needs_command" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_needs_command" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
 complete -c rlock -n "__fish_rlock_needs_command" -l kill-signal -d 'The signal that stops the command when the lease cannot be kept (name or number)' -r -f -a "TERM\t''
@@ -70,9 +70,9 @@ complete -c rlock -n "__fish_rlock_using_subcommand run" -l redis-file -d 'Read 
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand run" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
-complete -c rlock -n "__fish_rlock_using_subcommand run" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
 complete -c rlock -n "__fish_rlock_using_subcommand run" -l kill-signal -d 'The signal that stops the command when the lease cannot be kept (name or number)' -r -f -a "TERM\t''
@@ -99,9 +99,9 @@ complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l redis-file -d 'R
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
-complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s w -l wait -d 'How long to wait for a busy lock: a duration, or "forever"' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -s E -l conflict-exit-code -d 'Exit status when the lock is busy' -r
 complete -c rlock -n "__fish_rlock_using_subcommand acquire" -l format -d 'What to print on success' -r -f -a "plain\t'The token alone, on one line'
@@ -118,9 +118,9 @@ complete -c rlock -n "__fish_rlock_using_subcommand extend" -l redis-file -d 'Re
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand extend" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
-complete -c rlock -n "__fish_rlock_using_subcommand extend" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l token -d 'The lease\'s token, as acquire printed it (rlock run sets RLOCK_TOKEN for its command, and so does eval of what acquire --format shell prints)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand extend" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
@@ -133,9 +133,9 @@ complete -c rlock -n "__fish_rlock_using_subcommand release" -l redis-file -d 'R
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand release" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
-complete -c rlock -n "__fish_rlock_using_subcommand release" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l token -d 'The lease\'s token, as acquire printed it (rlock run sets RLOCK_TOKEN for its command, and so does eval of what acquire --format shell prints)' -r
 complete -c rlock -n "__fish_rlock_using_subcommand release" -l tls-insecure -d 'Do not verify the servers\' certificates (for tests: anyone on the path can impersonate them)'
 complete -c rlock -n "__fish_rlock_using_subcommand release" -s s -l shared -d 'Take a shared hold: shared holders run together, an exclusive holder runs alone'
@@ -149,9 +149,9 @@ complete -c rlock -n "__fish_rlock_using_subcommand status" -l redis-file -d 'Re
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-ca -d 'Trust the CAs in this PEM file for rediss:// nodes, instead of the system\'s roots' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-cert -d 'Client certificate (PEM) for mutual TLS; needs --tls-key' -r -F
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l tls-key -d 'The client certificate\'s private key (PEM); needs --tls-cert' -r -F
+complete -c rlock -n "__fish_rlock_using_subcommand status" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -s t -l ttl -d 'Lease time to live: how long the lock outlives an rlock that stops extending it' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l limit -d 'Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock)' -r
-complete -c rlock -n "__fish_rlock_using_subcommand status" -l prefix -d 'Namespace for the lock\'s Redis keys' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l token -d 'Your token, if you hold a lease: status then says whether the holder is you' -r
 complete -c rlock -n "__fish_rlock_using_subcommand status" -l format -d 'How to print the state' -r -f -a "plain\t'Lines for people'
 json\t'One JSON object'"

@@ -287,51 +287,9 @@ pub struct ListArgs {
     #[arg(value_name = "PATTERN")]
     pub pattern: Option<String>,
 
-    /// Where the Redis nodes are named: --redis or --redis-file.
+    /// Where the nodes are and how to reach them.
     #[command(flatten)]
-    pub nodes: Nodes,
-
-    /// Trust the CAs in this PEM file for rediss:// nodes, instead of the system's roots.
-    #[arg(
-        long,
-        env = "RLOCK_TLS_CA",
-        value_name = "FILE",
-        help_heading = "Connection"
-    )]
-    pub tls_ca: Option<PathBuf>,
-
-    /// Client certificate (PEM) for mutual TLS; needs --tls-key.
-    #[arg(
-        long,
-        env = "RLOCK_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key",
-        help_heading = "Connection"
-    )]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The client certificate's private key (PEM); needs --tls-cert.
-    #[arg(
-        long,
-        env = "RLOCK_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert",
-        help_heading = "Connection"
-    )]
-    pub tls_key: Option<PathBuf>,
-
-    /// Do not verify the servers' certificates (for tests: anyone on the path can impersonate them).
-    #[arg(long, help_heading = "Connection")]
-    pub tls_insecure: bool,
-
-    /// Namespace for the lock's Redis keys.
-    #[arg(
-        long,
-        env = "RLOCK_PREFIX",
-        value_name = "PREFIX",
-        default_value = "rlock:"
-    )]
-    pub prefix: String,
+    pub connection: Connection,
 
     /// How to print the locks.
     #[arg(long, value_enum, default_value_t = StatusFormat::Plain)]
@@ -417,6 +375,50 @@ pub struct LockArgs {
     #[arg(short, long, env = "RLOCK_KEY")]
     pub key: Option<String>,
 
+    /// Where the nodes are and how to reach them.
+    #[command(flatten)]
+    pub connection: Connection,
+
+    /// Lease time to live: how long the lock outlives an rlock that stops extending it.
+    ///
+    /// humantime syntax: 500ms, 30s, 2m, 1h 30m. At least 100ms, at most 24h.
+    #[arg(short, long, env = "RLOCK_TTL", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub ttl: Duration,
+
+    /// Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock).
+    ///
+    /// Each holder takes one of N slots, each by a majority of the nodes, and its command gets
+    /// RLOCK_SLOT (0 to N-1). Every user of a lock must give the same N: a different one is
+    /// refused (exit 2). Not with --shared.
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1000),
+        conflicts_with = "shared",
+        help_heading = "Lock mode"
+    )]
+    pub limit: Option<u32>,
+
+    /// Take a shared hold: shared holders run together, an exclusive holder runs alone.
+    ///
+    /// Without it the lock is exclusive, as flock's -x. An exclusive waiter holds back new shared
+    /// holders, so a stream of them cannot keep it waiting for ever.
+    #[arg(short = 's', long, help_heading = "Lock mode")]
+    pub shared: bool,
+
+    /// Say what happens on stderr: acquired, extended, released.
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Print no warnings (errors are always printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Where the Redis nodes are and how to reach them: the options of every command that talks to
+/// Redis, lock commands and `list` alike.
+#[derive(Args, Debug)]
+pub struct Connection {
     /// Where the Redis nodes are named: --redis or --redis-file.
     #[command(flatten)]
     pub nodes: Nodes,
@@ -454,33 +456,6 @@ pub struct LockArgs {
     #[arg(long, help_heading = "Connection")]
     pub tls_insecure: bool,
 
-    /// Lease time to live: how long the lock outlives an rlock that stops extending it.
-    ///
-    /// humantime syntax: 500ms, 30s, 2m, 1h 30m. At least 100ms, at most 24h.
-    #[arg(short, long, env = "RLOCK_TTL", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub ttl: Duration,
-
-    /// Admit at most N holders at once (2 to 1000; 1 is the plain exclusive lock).
-    ///
-    /// Each holder takes one of N slots, each by a majority of the nodes, and its command gets
-    /// RLOCK_SLOT (0 to N-1). Every user of a lock must give the same N: a different one is
-    /// refused (exit 2). Not with --shared.
-    #[arg(
-        long,
-        value_name = "N",
-        value_parser = clap::value_parser!(u32).range(1..=1000),
-        conflicts_with = "shared",
-        help_heading = "Lock mode"
-    )]
-    pub limit: Option<u32>,
-
-    /// Take a shared hold: shared holders run together, an exclusive holder runs alone.
-    ///
-    /// Without it the lock is exclusive, as flock's -x. An exclusive waiter holds back new shared
-    /// holders, so a stream of them cannot keep it waiting for ever.
-    #[arg(short = 's', long, help_heading = "Lock mode")]
-    pub shared: bool,
-
     /// Namespace for the lock's Redis keys.
     #[arg(
         long,
@@ -489,14 +464,6 @@ pub struct LockArgs {
         default_value = "rlock:"
     )]
     pub prefix: String,
-
-    /// Say what happens on stderr: acquired, extended, released.
-    #[arg(short, long, conflicts_with = "quiet")]
-    pub verbose: bool,
-
-    /// Print no warnings (errors are always printed).
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 /// The Redis nodes' URLs, or the file that lists them, each with where its value came from.
@@ -666,36 +633,6 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("unknown signal 'BANANA'"), "{err}");
-    }
-
-    #[test]
-    fn list_takes_the_connection_options_as_the_lock_commands_do() {
-        let root = Cli::command();
-        let of = |sub: &str, id: &str| {
-            let sub = root.find_subcommand(sub).expect("a subcommand");
-            let arg = sub.get_arguments().find(|a| a.get_id() == id);
-            let arg = arg.unwrap_or_else(|| panic!("{id} is an option"));
-            (
-                arg.get_short(),
-                arg.get_long().map(str::to_owned),
-                arg.get_env().map(ToOwned::to_owned),
-                arg.get_help().map(ToString::to_string),
-                arg.get_long_help().map(ToString::to_string),
-                arg.get_help_heading().map(str::to_owned),
-            )
-        };
-        for id in [
-            "redis",
-            "redis_file",
-            "tls_ca",
-            "tls_cert",
-            "tls_key",
-            "tls_insecure",
-            "prefix",
-            "quiet",
-        ] {
-            assert_eq!(of("list", id), of("status", id), "{id}");
-        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use anyhow::Result;
 
 use clap::parser::ValueSource;
 
-use crate::cli::{ListArgs, LockArgs, Nodes, RunArgs, Wait};
+use crate::cli::{Connection, ListArgs, LockArgs, Nodes, RunArgs, Wait};
 use crate::exit;
 use crate::lease::{LeaseError, Lock, Mode, Tls, quorum};
 use crate::log::{self, Level};
@@ -128,7 +128,7 @@ fn check_lock(args: &LockArgs) -> Result<Checked> {
         _ => Level::Normal,
     };
     let mut warnings = Vec::new();
-    check_prefix(&args.prefix)?;
+    check_prefix(&args.connection.prefix)?;
     if args.ttl < MIN_TTL || args.ttl > MAX_TTL {
         return Err(exit::usage(format!(
             "--ttl {} is out of range: a lease lasts from {} to {}",
@@ -137,16 +137,12 @@ fn check_lock(args: &LockArgs) -> Result<Checked> {
             humantime::format_duration(MAX_TTL)
         )));
     }
-    let tls = Tls {
-        ca: args.tls_ca.clone(),
-        client: args.tls_cert.clone().zip(args.tls_key.clone()),
-        insecure: args.tls_insecure,
-    };
-    let urls = connection(&args.nodes, &tls, &mut warnings)?;
+    let tls = tls_of(&args.connection);
+    let urls = connection(&args.connection.nodes, &tls, &mut warnings)?;
     Ok(Checked {
         settings: LockSettings {
             key: key.to_owned(),
-            prefix: args.prefix.clone(),
+            prefix: args.connection.prefix.clone(),
             // A limit of one is the exclusive lock: the same keys, so the two never disagree.
             mode: match (args.shared, args.limit) {
                 (true, _) => Mode::Shared,
@@ -225,14 +221,10 @@ pub fn list(args: &ListArgs) -> Result<ListSettings> {
              bytes, no control characters (e.g. 'nightly-*')"
         )));
     }
-    check_prefix(&args.prefix)?;
-    let tls = Tls {
-        ca: args.tls_ca.clone(),
-        client: args.tls_cert.clone().zip(args.tls_key.clone()),
-        insecure: args.tls_insecure,
-    };
+    check_prefix(&args.connection.prefix)?;
+    let tls = tls_of(&args.connection);
     let mut warnings = Vec::new();
-    let urls = connection(&args.nodes, &tls, &mut warnings)?;
+    let urls = connection(&args.connection.nodes, &tls, &mut warnings)?;
     log::set_level(
         if args.quiet {
             Level::Quiet
@@ -247,7 +239,7 @@ pub fn list(args: &ListArgs) -> Result<ListSettings> {
     Ok(ListSettings {
         lock: LockSettings {
             key: String::new(),
-            prefix: args.prefix.clone(),
+            prefix: args.connection.prefix.clone(),
             mode: Mode::Exclusive,
             ordered: true,
             urls,
@@ -261,6 +253,15 @@ pub fn list(args: &ListArgs) -> Result<ListSettings> {
 
 /// The TTL whose node timeout `list`'s requests get: `--ttl`'s default.
 const LIST_TTL: Duration = Duration::from_secs(30);
+
+/// The TLS settings the connection options give.
+fn tls_of(c: &Connection) -> Tls {
+    Tls {
+        ca: c.tls_ca.clone(),
+        client: c.tls_cert.clone().zip(c.tls_key.clone()),
+        insecure: c.tls_insecure,
+    }
+}
 
 /// Validates run mode's options.
 pub fn run(args: RunArgs) -> Result<RunSettings> {
