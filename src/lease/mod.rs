@@ -42,15 +42,14 @@ pub use endpoint::Tls;
 pub use node::{Node, NodeError};
 use quorum::Verdict;
 
-/// The Redis keys of one lock (see [`scripts`] for the contract).
+/// The Redis keys a client names (see [`scripts`] for the contract; the scripts derive the rest
+/// from `P{K}`).
 #[derive(Clone, Debug)]
 pub struct Keys {
     /// `P{K}`: holds the token.
     pub lock: String,
     /// `P{K}:fence`: the fencing counter.
     pub fence: String,
-    /// `P{K}:holder`: who holds it.
-    pub holder: String,
     /// `P{K}:released`: the pub/sub channel releases are announced on (not a key).
     pub released: String,
 }
@@ -61,7 +60,6 @@ impl Keys {
         let lock = format!("{prefix}{{{key}}}");
         Keys {
             fence: format!("{lock}:fence"),
-            holder: format!("{lock}:holder"),
             released: format!("{lock}:released"),
             lock,
         }
@@ -438,7 +436,6 @@ impl Lock {
                 &limit,
                 &intent_ms,
                 waiter.as_str(),
-                "",
                 if join { "1" } else { "0" },
                 &ticket,
                 &heartbeat_ms,
@@ -941,7 +938,6 @@ mod tests {
         let k = Keys::new("rlock:", "nightly");
         assert_eq!(k.lock, "rlock:{nightly}");
         assert_eq!(k.fence, "rlock:{nightly}:fence");
-        assert_eq!(k.holder, "rlock:{nightly}:holder");
     }
 
     #[test]

@@ -132,9 +132,8 @@ fn with_prelude(body: &str) -> Script {
 ///
 /// `KEYS`: lock (`P{K}`), fence. `ARGV`: token, ttl in ms, host, pid, command, since, identify,
 /// mode (`x` exclusive, `s` shared, `l` limited), limit N (with `l`), intent expiry in ms (`0`:
-/// not waiting, set no intent), waiter id, a slot to try (`''`: the lowest free one), join (`1`: a
-/// waiter that queues if turned away), its ticket (`''`: the node's `TIME` in microseconds), and
-/// the heartbeat's expiry in ms.
+/// not waiting, set no intent), waiter id, join (`1`: a waiter that queues if turned away), its
+/// ticket (`''`: the node's `TIME` in microseconds), and the heartbeat's expiry in ms.
 ///
 /// Returns `{1, fence, id, slot}` when granted (fence as a decimal string, exact beyond 2^53;
 /// slot 0 unless limited), `{0, pttl, id, ticket}` when turned away, with the time in ms until
@@ -178,8 +177,8 @@ local now = now_ms()
 local head = queue_head(now)
 local ahead = head and head ~= me
 local function away(pttl)
-  if ARGV[13] ~= '1' then return {0, pttl, id, ''} end
-  local ticket = ARGV[14]
+  if ARGV[12] ~= '1' then return {0, pttl, id, ''} end
+  local ticket = ARGV[13]
   if ticket == '' then
     ticket = redis.call('ZSCORE', queue, me)
     if not ticket then
@@ -188,7 +187,7 @@ local function away(pttl)
     end
   end
   redis.call('ZADD', queue, ticket, me)
-  redis.call('ZADD', alive, now + tonumber(ARGV[15]), me)
+  redis.call('ZADD', alive, now + tonumber(ARGV[14]), me)
   redis.call('HSET', waiters, me, ARGV[3] .. '	' .. ARGV[4] .. '	' .. ARGV[5] .. '	' .. ARGV[6])
   queue_expire(now)
   if redis.call('ZRANGE', queue, 0, 0)[1] ~= me then pttl = -1 end
@@ -206,8 +205,6 @@ if mode == 'l' then
   if live_readers(now) > 0 then return {2, 'shared', id} end
   local n = tonumber(ARGV[9])
   local free, more, soonest = false, false, -1
-  local first, last = 0, n - 1
-  if ARGV[12] ~= '' then first = tonumber(ARGV[12]); last = first end
   for i = 0, n - 1 do
     local k = slot_key(i)
     local cur = redis.call('GET', k)
@@ -216,13 +213,11 @@ if mode == 'l' then
       redis.call('PEXPIRE', k .. ':holder', ttl)
       return {1, redis.call('GET', KEYS[2]), id, i}
     end
-    if i >= first and i <= last then
-      if not cur then
-        if free then more = true else free = i end
-      else
-        local p = redis.call('PTTL', k)
-        if p >= 0 and (soonest < 0 or p < soonest) then soonest = p end
-      end
+    if not cur then
+      if free then more = true else free = i end
+    else
+      local p = redis.call('PTTL', k)
+      if p >= 0 and (soonest < 0 or p < soonest) then soonest = p end
     end
   end
   if not free then return away(soonest) end
