@@ -785,6 +785,49 @@ fn shell_exports(servers: &[RedisServer], key: &str, mode: &[&str]) -> (String, 
     (seen.to_owned(), token.to_owned())
 }
 
+/// `status` of `key` (asked with `mode`) while this process holds it twice by hand, `token` being
+/// one of the two: the plain text names both holders and never the token; the JSON, returned,
+/// says `mode_name` for the lock and each holder, each this process with more than 5 s left.
+#[track_caller]
+fn status_of_two_holders(
+    redis: &[RedisServer],
+    key: &str,
+    mode: &[&str],
+    token: &str,
+    mode_name: &str,
+) -> Value {
+    let pid = format!("pid {}", std::process::id());
+    let plain = by_hand("status", redis, key, mode);
+    plain.assert_success();
+    assert_eq!(
+        plain.stdout.matches(&pid).count(),
+        2,
+        "both holders\n{plain}"
+    );
+    assert!(
+        !plain.stdout.contains(token),
+        "status printed a token\n{plain}"
+    );
+    let status = json_of(&by_hand(
+        "status",
+        redis,
+        key,
+        &[mode, &["--format", "json"]].concat(),
+    ));
+    assert_eq!(status["mode"], mode_name, "{status}");
+    let holders = status["holders"].as_array().expect("a holders array");
+    assert_eq!(holders.len(), 2, "{status}");
+    for h in holders {
+        assert_eq!(h["mode"], mode_name, "{status}");
+        assert_eq!(h["holder"]["pid"], std::process::id(), "{status}");
+        assert!(
+            h["expires_in_ms"].as_u64().is_some_and(|ms| ms > 5000),
+            "{status}"
+        );
+    }
+    status
+}
+
 #[test]
 fn acquire_extend_release_and_status_by_hand_with_a_limit() {
     let redis = [RedisServer::start()];
@@ -811,36 +854,15 @@ fn acquire_extend_release_and_status_by_hand_with_a_limit() {
     let busy = by_hand("acquire", &redis, NAS, &limit);
     busy.assert_code(75);
 
-    let pid = format!("pid {}", std::process::id());
-    let plain = by_hand("status", &redis, NAS, &limit);
-    plain.assert_success();
-    assert_eq!(
-        plain.stdout.matches(&pid).count(),
-        2,
-        "both holders\n{plain}"
-    );
-    assert!(
-        !plain.stdout.contains(&first),
-        "status printed a token\n{plain}"
-    );
-    let status = json_of(&by_hand(
-        "status",
-        &redis,
-        NAS,
-        &["--limit", "2", "--format", "json"],
-    ));
-    assert_eq!(status["mode"], "limit", "{status}");
-    let holders = status["holders"].as_array().expect("a holders array");
-    let mut slots: Vec<u64> = holders.iter().filter_map(|h| h["slot"].as_u64()).collect();
+    let status = status_of_two_holders(&redis, NAS, &limit, &first, "limit");
+    let mut slots: Vec<u64> = status["holders"]
+        .as_array()
+        .expect("a holders array")
+        .iter()
+        .filter_map(|h| h["slot"].as_u64())
+        .collect();
     slots.sort_unstable();
     assert_eq!(slots, [0, 1], "{status}");
-    for h in holders {
-        assert_eq!(h["holder"]["pid"], std::process::id(), "{status}");
-        assert!(
-            h["expires_in_ms"].as_u64().is_some_and(|ms| ms > 5000),
-            "{status}"
-        );
-    }
 
     by_hand(
         "extend",
@@ -913,35 +935,9 @@ fn acquire_extend_release_and_status_by_hand_shared() {
     assert_eq!(card(&redis[0]), redis::Value::Int(2), "two shared holders");
     by_hand("acquire", &redis, DATASET, &[]).assert_code(75);
 
-    let pid = format!("pid {}", std::process::id());
-    let plain = by_hand("status", &redis, DATASET, &shared);
-    plain.assert_success();
-    assert_eq!(
-        plain.stdout.matches(&pid).count(),
-        2,
-        "both holders\n{plain}"
-    );
-    assert!(
-        !plain.stdout.contains(&first),
-        "status printed a token\n{plain}"
-    );
-    let status = json_of(&by_hand(
-        "status",
-        &redis,
-        DATASET,
-        &["--shared", "--format", "json"],
-    ));
-    assert_eq!(status["mode"], "shared", "{status}");
-    let holders = status["holders"].as_array().expect("a holders array");
-    assert_eq!(holders.len(), 2, "{status}");
-    for h in holders {
+    let status = status_of_two_holders(&redis, DATASET, &shared, &first, "shared");
+    for h in status["holders"].as_array().expect("a holders array") {
         assert!(h["slot"].is_null(), "{status}");
-        assert_eq!(h["mode"], "shared", "{status}");
-        assert_eq!(h["holder"]["pid"], std::process::id(), "{status}");
-        assert!(
-            h["expires_in_ms"].as_u64().is_some_and(|ms| ms > 5000),
-            "{status}"
-        );
     }
 
     by_hand(

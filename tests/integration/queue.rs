@@ -286,6 +286,21 @@ impl Log {
     }
 }
 
+/// Asserts that each of the `n` waiters was granted exactly once; returns the arrival ranks in
+/// grant order.
+#[track_caller]
+fn each_got_in_once(grants: &[Grant], n: usize) -> Vec<usize> {
+    let order: Vec<usize> = grants.iter().map(|g| g.n).collect();
+    let mut everyone = order.clone();
+    everyone.sort_unstable();
+    assert_eq!(
+        everyone,
+        (0..n).collect::<Vec<_>>(),
+        "each waiter got in once"
+    );
+    order
+}
+
 /// Asserts that `grants` are one at a time by the clock too, and that their fences rise.
 #[track_caller]
 fn assert_one_at_a_time_with_rising_fences(grants: &[Grant]) {
@@ -338,14 +353,7 @@ fn fifty_waiters_behind_a_holder(servers: &[RedisServer], key: &str) -> Vec<usiz
     let through = released.elapsed();
     let grants = log.grants();
     assert_one_at_a_time_with_rising_fences(&grants);
-    let order: Vec<usize> = grants.iter().map(|g| g.n).collect();
-    let mut everyone = order.clone();
-    everyone.sort_unstable();
-    assert_eq!(
-        everyone,
-        (0..50).collect::<Vec<_>>(),
-        "each waiter got in once"
-    );
+    let order = each_got_in_once(&grants, 50);
     assert_queue_keys_go(servers, key);
     eprintln!(
         "50 waiters on {} node(s): queued in {queued:?}, all through {through:?} after the release",
@@ -646,14 +654,7 @@ fn nodes_restarted_empty_in_the_middle_of_a_queue_cost_order_at_most() {
     assert!(report.is_empty(), "every waiter gets through:\n{report}");
     let grants = log.grants();
     assert_one_at_a_time_with_rising_fences(&grants);
-    let order: Vec<usize> = grants.iter().map(|g| g.n).collect();
-    let mut everyone = order.clone();
-    everyone.sort_unstable();
-    assert_eq!(
-        everyone,
-        (0..12).collect::<Vec<_>>(),
-        "each waiter got in once"
-    );
+    let order = each_got_in_once(&grants, 12);
     let (max, mean) = displacement(&order);
     eprintln!(
         "nodes restarted after {served:?} of 12 grants: rank displacement max {max}, \
