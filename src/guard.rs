@@ -17,6 +17,15 @@
 //!   doubled.
 //! - rlock says the group is gone (`x`): the guardian exits.
 //!
+//! The guardian is the only one to signal the group for a dead rlock. A parent-death signal
+//! (`PR_SET_PDEATHSIG`) as well would give the leader its stop signal twice: a shell's trap would
+//! run twice and have its own commands killed half-way by the second signal, and a program that
+//! takes a second Ctrl-C as "quit now" would skip its cleanup. So the command names its group to
+//! the guardian itself, before it execs (through its inherited copy of the pipe, closed by the
+//! exec), and no moment exists in which a dying rlock leaves a command unknown to the guardian.
+//! Should the guardian itself be killed (only `SIGKILL` or the OOM killer can), rlock starts
+//! another and tells it the group and the deadline.
+//!
 //! What escapes: a process that leaves the group (`setsid`, or a daemon that double-forks into a
 //! new session). cgroups would catch those; they need a delegated hierarchy that cron and plain
 //! shells do not have.
@@ -26,7 +35,7 @@
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
@@ -50,8 +59,64 @@ const ARG: &str = "__guard";
 /// rlock's side: the pipe to its guardian.
 pub struct Guard {
     pipe: io::PipeWriter,
+    /// The guardian's pid, to know it when rlock reaps it.
+    pid: Pid,
+    /// What it sends to the group, and the grace before `SIGKILL`: for a replacement.
+    signal: Signal,
+    grace: Duration,
+    /// The group it guards, once named.
+    group: Option<Pid>,
+    /// The latest deadline message, sent or not: for a replacement.
+    deadline: Option<String>,
     /// The latest deadline, if the pipe had no room for it: sent before the next message.
     unsent: Option<String>,
+}
+
+/// What the command's process needs, between fork and exec, to name itself to the guardian.
+#[derive(Clone, Copy, Debug)]
+pub struct Announcer {
+    /// The child's copy of the pipe's write end (close-on-exec).
+    fd: RawFd,
+}
+
+impl Announcer {
+    /// Tells the guardian that the calling process leads the group to guard. Async-signal-safe
+    /// (no allocation, one `write`), for a `pre_exec` hook; an error means the guardian was not
+    /// told, and the command must not start.
+    #[allow(unsafe_code)] // borrowing the raw fd that the forked child inherited
+    pub fn announce_self(self) -> io::Result<()> {
+        let mut line = [0u8; 24];
+        let n = group_line(nix::unistd::getpid().as_raw(), &mut line);
+        // SAFETY: the fd is the child's copy of the guardian pipe, open until exec closes it.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        match nix::unistd::write(fd, &line[..n]) {
+            Ok(written) if written == n => Ok(()),
+            Ok(_) => Err(io::Error::other("the guardian's pipe took part of a line")),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Writes `g PID\n` into `buf` without allocating; returns its length.
+fn group_line(pid: i32, buf: &mut [u8; 24]) -> usize {
+    let mut digits = [0u8; 12];
+    let mut rest = pid.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + u8::try_from(rest % 10).unwrap_or(0);
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    buf[0] = b'g';
+    buf[1] = b' ';
+    for i in 0..len {
+        buf[2 + i] = digits[len - 1 - i];
+    }
+    buf[2 + len] = b'\n';
+    3 + len
 }
 
 impl Guard {
@@ -70,7 +135,7 @@ impl Guard {
         } else {
             std::env::current_exe().context("finding rlock's own executable")?
         };
-        std::process::Command::new(exe)
+        let guardian = std::process::Command::new(exe)
             .arg0("rlock")
             .args([ARG, &(signal as i32).to_string(), &grace_ms.to_string()])
             .stdin(Stdio::from(reader))
@@ -81,25 +146,62 @@ impl Guard {
             .spawn()
             .context("starting the guardian process")?;
         // Not waited for: rlock reaps every child it has (see supervise), the guardian included.
+        let pid = Pid::from_raw(i32::try_from(guardian.id()).expect("pids fit in i32"));
         Ok(Guard {
             pipe: writer,
+            pid,
+            signal,
+            grace,
+            group: None,
+            deadline: None,
             unsent: None,
         })
     }
 
-    /// Names the process group to stop should rlock die.
-    pub fn protect(&mut self, group: Pid) {
-        self.say(&format!("g {}\n", group.as_raw()));
+    /// The guardian's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// What the command, once forked, uses to name its group ([`Announcer::announce_self`]).
+    pub fn announcer(&self) -> Announcer {
+        Announcer {
+            fd: self.pipe.as_raw_fd(),
+        }
+    }
+
+    /// Records the group that the command named to the guardian, for a replacement.
+    pub fn guarding(&mut self, group: Pid) {
+        self.group = Some(group);
     }
 
     /// The group must be dead by `deadline`.
     pub fn deadline(&mut self, deadline: Stamp) {
         let message = format!("d {}\n", deadline.since_boot().as_nanos());
+        self.deadline = Some(message.clone());
         // Only the latest deadline matters: one that finds no room replaces any older one left.
         self.unsent = None;
         if !self.say(&message) {
             self.unsent = Some(message);
         }
+    }
+
+    /// The guardian died (rlock reaped it): starts another that guards the same group with the
+    /// latest deadline.
+    pub fn replace(&mut self) -> Result<()> {
+        let mut next = Guard::start(self.signal, self.grace)?;
+        if let Some(group) = self.group {
+            next.group = Some(group);
+            next.say(&format!("g {}\n", group.as_raw()));
+        }
+        if let Some(deadline) = self.deadline.take() {
+            next.deadline = Some(deadline.clone());
+            if !next.say(&deadline) {
+                next.unsent = Some(deadline);
+            }
+        }
+        *self = next;
+        Ok(())
     }
 
     /// The group is gone: the guardian may exit.
@@ -374,6 +476,18 @@ mod tests {
             group: Some(42),
             deadline: Some(at(deadline)),
             ..Watch::default()
+        }
+    }
+
+    #[test]
+    fn the_command_names_its_group_in_the_line_the_guardian_reads() {
+        let mut buf = [0u8; 24];
+        for pid in [1, 9, 10, 42, 4_194_304, i32::MAX] {
+            let n = group_line(pid, &mut buf);
+            assert_eq!(&buf[..n], format!("g {pid}\n").as_bytes());
+            let mut w = Watch::default();
+            assert!(apply(&mut w, &buf[..n]));
+            assert_eq!(w.group, (pid > 1).then_some(pid));
         }
     }
 

@@ -37,7 +37,7 @@ use nix::errno::Errno;
 use nix::libc;
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, killpg, pthread_sigmask, raise};
-use nix::unistd::{Pid, getpgrp, getpid, getppid, isatty, setpgid, tcgetpgrp, tcsetpgrp};
+use nix::unistd::{Pid, getpgrp, getpid, isatty, setpgid, tcgetpgrp, tcsetpgrp};
 
 use crate::clock::{self, Stamp};
 use crate::events::Event;
@@ -54,7 +54,7 @@ use decide::{Action, Machine, Next};
 /// How to stop the command.
 #[derive(Clone, Copy, Debug)]
 pub struct StopPolicy {
-    /// The first signal (`--kill-signal`), also the parent-death signal.
+    /// The first signal (`--kill-signal`).
     pub signal: Signal,
     /// The grace before `SIGKILL` (`--kill-after`).
     pub grace: Duration,
@@ -139,9 +139,8 @@ pub struct Child {
 }
 
 /// Starts `program` with `args`, extra `env` and without the variables in `unset`, in a new
-/// process group, under a [`Guard`] that stops the whole group (`policy`) should rlock die. The
-/// parent-death signal (`policy.signal`) also reaches the leader at once. Exit 127 if the
-/// program is not found, 126 if it cannot be executed.
+/// process group, under a [`Guard`] that stops the whole group (`policy`) should rlock die. Exit
+/// 127 if the program is not found, 126 if it cannot be executed.
 #[allow(unsafe_code)] // the `pre_exec` hook below
 pub fn spawn(
     program: &OsString,
@@ -150,13 +149,11 @@ pub fn spawn(
     unset: &[&str],
     policy: StopPolicy,
 ) -> Result<Child> {
-    let stop_signal = policy.signal;
     prctl::set_child_subreaper(true)
         .map_err(|e| anyhow::anyhow!("becoming a child subreaper: {e}"))?;
     // Started first, so that no moment exists in which the command runs unguarded.
     let mut guard = Guard::start(policy.signal, policy.grace)?;
     let interactive = in_foreground();
-    let parent = getpid();
     let mut command = std::process::Command::new(program);
     command
         .args(args)
@@ -165,16 +162,15 @@ pub fn spawn(
     for name in unset {
         command.env_remove(name);
     }
+    let announcer = guard.announcer();
     // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
-    // system calls (setpgid, prctl, getppid, getpid, sigprocmask, tcsetpgrp); it allocates nothing.
+    // system calls (setpgid, getpid, write, sigprocmask, tcsetpgrp); it allocates nothing.
     unsafe {
         command.pre_exec(move || {
             setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            prctl::set_pdeathsig(stop_signal)?;
-            // rlock may have died between fork and prctl: then nobody would send the signal.
-            if getppid() != parent {
-                return Err(io::Error::other("rlock exited before the command started"));
-            }
+            // Before any of the command's code runs, and whether or not rlock is still alive:
+            // the guardian reads end-of-file only once this copy of its pipe closes at exec.
+            announcer.announce_self()?;
             if interactive {
                 with_sigttou_blocked(|| tcsetpgrp(io::stdin().as_fd(), getpid()))?;
             }
@@ -192,7 +188,7 @@ pub fn spawn(
         ),
     })?;
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("pids fit in i32"));
-    guard.protect(pid);
+    guard.guarding(pid);
     Ok(Child {
         pid,
         guard: Some(guard),
@@ -230,6 +226,24 @@ impl Child {
         }
     }
 
+    /// The guardian died while the group lives (only `SIGKILL` or the OOM killer end it): start
+    /// another, or say that the command now depends on rlock alone.
+    fn replace_guard(&mut self) {
+        let Some(guard) = self.guard.as_mut() else {
+            return;
+        };
+        match guard.replace() {
+            Ok(()) => log::warning!("rlock's guardian process was killed; started another"),
+            Err(e) => {
+                self.guard = None;
+                log::warning!(
+                    "rlock's guardian process was killed and no other could start ({e:#}): \
+                     should rlock die too, nothing would stop the command"
+                );
+            }
+        }
+    }
+
     /// Whether any process of the group is left.
     fn group_alive(&self) -> bool {
         !matches!(killpg(self.pid, None), Err(Errno::ESRCH))
@@ -240,6 +254,10 @@ impl Child {
     fn reap(&mut self) -> bool {
         let mut stopped = false;
         while let Some((pid, status)) = wait_any() {
+            if self.guard.as_ref().is_some_and(|g| g.pid() == pid) {
+                self.replace_guard();
+                continue;
+            }
             if pid != self.pid {
                 continue; // an adopted orphan, now reaped
             }

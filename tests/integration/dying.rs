@@ -203,3 +203,94 @@ fn status_keeps_its_exit_status_when_nobody_reads_its_output() {
             .assert_code(0);
     }
 }
+
+/// A command that records every `SIGTERM` it gets in `dir/terms` and goes on (in `wait`, so
+/// that its trap runs as each signal arrives), after writing its pid to `dir/ready`.
+fn a_counter_of_stop_signals(dir: &std::path::Path) -> String {
+    format!(
+        "trap 'echo term >> {0}/terms' TERM; echo $$ > {0}/ready; \
+         while :; do sleep 300 & wait; done",
+        dir.display()
+    )
+}
+
+/// The `SIGTERM`s `a_counter_of_stop_signals` recorded.
+fn stop_signals(dir: &std::path::Path) -> usize {
+    fs::read_to_string(dir.join("terms"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+}
+
+/// The pid of rlock `rlock`'s guardian (`rlock __guard`, one of its children), once it runs.
+fn guardian_of(rlock: i32, other_than: Option<i32>) -> i32 {
+    let mut found = None;
+    wait_for("rlock's guardian to run", SOON, || {
+        found = fs::read_dir("/proc").unwrap().flatten().find_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            let parent: i32 = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            (parent == rlock && cmdline.starts_with(b"rlock\0__guard\0") && Some(pid) != other_than)
+                .then_some(pid)
+        });
+        found.is_some()
+    });
+    found.expect("found")
+}
+
+#[test]
+fn killing_rlock_sends_the_command_its_stop_signal_once_not_twice() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let run = on(&redis)
+        .args(["-t", "30s", "--kill-after", "1s", "-k", "job"])
+        .args(["-c", &a_counter_of_stop_signals(dir.path())])
+        .spawn();
+    let leader: i32 = wait_for_file(dir.path().join("ready"), SOON)
+        .trim()
+        .parse()
+        .unwrap();
+    run.signal(Signal::SIGKILL);
+    wait_for(
+        "the guardian to kill the command after its grace",
+        SOON,
+        || process_gone(leader),
+    );
+    // A second SIGTERM would end a trap's own commands half-way (they are in the group), and a
+    // program that takes a second Ctrl-C as "quit now" would skip its cleanup.
+    assert_eq!(
+        stop_signals(dir.path()),
+        1,
+        "the command got --kill-signal more than once after rlock died"
+    );
+}
+
+#[test]
+fn a_guardian_killed_outright_is_replaced_and_still_stops_the_command_when_rlock_dies() {
+    let redis = RedisServer::start();
+    let dir = temp_dir();
+    let run = on(&redis)
+        .args(["-t", "30s", "--kill-after", "300ms", "-k", "job"])
+        .args(["-c", &a_family(dir.path())])
+        .spawn();
+    let pids = family_pids(dir.path());
+    let guardian = guardian_of(run.pid(), None);
+    nix::sys::signal::kill(Pid::from_raw(guardian), Signal::SIGKILL).unwrap();
+    let replacement = guardian_of(run.pid(), Some(guardian));
+    assert!(!process_gone(replacement));
+    wait_for("rlock to say its guardian was replaced", SOON, || {
+        run.stderr_so_far()
+            .contains("guardian process was killed; started another")
+    });
+    run.signal(Signal::SIGKILL);
+    wait_for("every process of the command to die", SOON, || {
+        pids.iter().all(|&pid| process_gone(pid))
+    });
+}

@@ -128,13 +128,23 @@ impl Daemons {
             .collect()
     }
 
-    /// When daemon `pid` recorded its stop, if it did (one killed outright cannot).
+    /// When daemon `pid` recorded its stop, if it did (one killed outright cannot). A daemon
+    /// records each stop signal, and must get one at most: a second one would kill its trap's
+    /// own commands half-way (a stop line without its time).
+    #[track_caller]
     fn stopped_at(&self, pid: i32) -> Option<f64> {
         let pid = pid.to_string();
-        self.lines()
-            .iter()
-            .find(|w| w[0] == "stop" && w[2] == pid)
-            .map(|w| w[1].parse().expect("an uptime"))
+        let stops: Vec<Vec<String>> = self
+            .lines()
+            .into_iter()
+            .filter(|w| w[0] == "stop" && w.last() == Some(&pid))
+            .collect();
+        assert!(
+            stops.len() <= 1 && stops.iter().all(|w| w.len() == 3),
+            "daemon {pid} got its stop signal more than once\n{}",
+            self.shown()
+        );
+        stops.first().map(|w| w[1].parse().expect("an uptime"))
     }
 
     /// Waits until `n` daemons have started; returns the `n`th.

@@ -675,6 +675,11 @@ impl RunningRlock {
         })
     }
 
+    /// What it has written to stderr so far, while it runs.
+    pub fn stderr_so_far(&self) -> String {
+        read_all(&self.stderr)
+    }
+
     /// Waits for exit; after 60 s kills the process and panics.
     #[track_caller]
     pub fn wait(&mut self) -> RunOutput {
